@@ -1,0 +1,255 @@
+"""The ``xuefen`` command.
+
+Exit codes: 0 the teacher(s) pass, 1 at least one does not, 2 bad input or
+bad policy.  Errors are Chinese sentences naming file, row and column; a
+traceback is never shown for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from xuefen.errors import XuefenError
+from xuefen.numbers import fmt
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"“{text}”不是日期，请写成 2025-12-31") from None
+
+
+def _options(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise XuefenError(f"--option 的格式应为 名称=取值，收到“{pair}”")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _pick(args: argparse.Namespace) -> tuple[Any, dt.date]:
+    from xuefen.policy.loader import default_registry, in_force
+
+    reg = default_registry()
+    as_of: dt.date | None = args.as_of
+    policy = reg.resolve(args.policy, as_of or dt.date.today())
+    if as_of is None:
+        as_of = dt.date.today()
+        if not in_force(policy, as_of) and policy.effective.to is not None and as_of >= policy.effective.to:
+            # A policy whose period is over is evaluated as of its last day.
+            as_of = policy.effective.to - dt.timedelta(days=1)
+    elif not in_force(policy, as_of):
+        others = [p.id for p in reg.family(policy.jurisdiction.code) if in_force(p, as_of)]
+        hint = f"；该日期有效的版本：{'、'.join(others)}" if others else ""
+        eff = policy.effective
+        raise XuefenError(f"政策 {policy.id} 的有效期为 [{eff.from_}, {eff.to or '至今'})，不含 {as_of}{hint}")
+    return policy, as_of
+
+
+def _ledgers(args: argparse.Namespace) -> list[Any]:
+    from xuefen.io.readers import read_file
+
+    ledgers = read_file(Path(args.file))
+    if getattr(args, "teacher", None):
+        ledgers = [lg for lg in ledgers if lg.teacher.id == args.teacher]
+        if not ledgers:
+            raise XuefenError(f"文件中没有教师编号为 {args.teacher} 的教师")
+    if not ledgers:
+        raise XuefenError("文件中没有教师")
+    return ledgers
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from xuefen.policy.loader import default_registry
+
+    reg = default_registry()
+    rows = []
+    for p in sorted(reg.policies.values(), key=lambda p: (p.jurisdiction.code, p.effective.from_)):
+        end = p.effective.to.isoformat() if p.effective.to else "至今"
+        rows.append((p.id, p.name, p.jurisdiction.name, f"[{p.effective.from_.isoformat()}, {end})",
+                     f"{p.cycle.years}年周期，始于{p.cycle.first_year}年", p.applies_to))
+    if args.format == "json":
+        from xuefen.engine.report import dumps
+
+        print(dumps([dict(zip(("id", "name", "jurisdiction", "effective", "cycle", "applies_to"), r))
+                     for r in rows]))
+        return 0
+    for r in rows:
+        print(f"{r[0]:<22} {r[2]}  {r[3]}  {r[4]}  适用：{r[5]}\n{'':<23}{r[1]}")
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from xuefen.policy.loader import default_registry
+    from xuefen.policy.show import show_text
+
+    policy = default_registry().get(args.id)
+    print(show_text(policy), end="")
+    return 0
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from xuefen.policy.cases import cases_path, coverage_gaps, load_cases, run_case
+    from xuefen.policy.loader import default_policy_dir, default_registry
+
+    reg = default_registry()
+    ids = [args.id] if args.id else sorted(reg.policies)
+    failed = 0
+    for pid in ids:
+        policy = reg.get(pid)
+        path = cases_path(default_policy_dir(), pid)
+        if not path.exists():
+            print(f"{pid}：没有用例文件 {path.name}")
+            failed += 1
+            continue
+        _, cases = load_cases(path)
+        outcomes = [run_case(policy, c, path.name) for c in cases]
+        bad = [o for o in outcomes if o.mismatches]
+        gaps = coverage_gaps(policy, outcomes)
+        print(f"{pid}：{len(cases) - len(bad)}/{len(cases)} 个用例通过，覆盖缺口 {len(gaps)} 处")
+        for o in bad:
+            print(f"  ✗ 第{o.case.line}行 {o.case.name}")
+            for m in o.mismatches:
+                print(f"      {m}")
+        for g in gaps:
+            print(f"  ○ {g}")
+        failed += len(bad) + len(gaps)
+    return 0 if failed == 0 else 1
+
+
+def _evaluate_all(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from xuefen.engine.evaluate import Evaluator
+
+    policy, as_of = _pick(args)
+    evaluator = Evaluator(policy, _options(args.option))
+    results = [evaluator.evaluate(lg.teacher, lg.records, as_of) for lg in _ledgers(args)]
+    return policy, results
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from xuefen.engine.report import as_dict, dumps, text_report
+
+    _, results = _evaluate_all(args)
+    if args.format == "json":
+        data = [as_dict(ev) for ev in results]
+        print(dumps(data[0] if len(data) == 1 else data))
+    else:
+        print("\n".join(text_report(ev) for ev in results), end="")
+    return 0 if all(ev.passed for ev in results) else 1
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from xuefen.engine.report import explain_text
+
+    _, results = _evaluate_all(args)
+    print("\n".join(explain_text(ev) for ev in results), end="")
+    return 0 if all(ev.passed for ev in results) else 1
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from xuefen.engine.report import dumps, plan, plan_text
+
+    _, results = _evaluate_all(args)
+    plans = [plan(ev) for ev in results]
+    if args.format == "json":
+        print(dumps(plans[0] if len(plans) == 1 else plans))
+    else:
+        for ev, data in zip(results, plans):
+            print(f"{ev.teacher.name or ''}（{ev.teacher.id}）  {ev.policy.name}")
+            print(plan_text(data))
+    return 0 if all(ev.passed for ev in results) else 1
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from xuefen.io.template import write_template
+
+    path = Path(args.output)
+    write_template(path)
+    print(f"已写出导入模板：{path}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from xuefen.io.schema import interchange_schema
+    from xuefen.engine.report import dumps
+
+    text = dumps(interchange_schema())
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"已写出 JSON Schema：{args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xuefen", description="xuefen 教师培训学分：政策引擎与命令行工具")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
+
+    p = sub.add_parser("policies", help="列出全部政策")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_policies)
+
+    pol = sub.add_parser("policy", help="查看或检验一项政策")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True, metavar="子命令")
+    p = pol_sub.add_parser("show", help="逐条列出政策规则及出处")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_policy_show)
+    p = pol_sub.add_parser("test", help="运行政策旁的数据化用例")
+    p.add_argument("id", nargs="?")
+    p.set_defaults(func=cmd_policy_test)
+
+    def common(p: argparse.ArgumentParser, formats: bool = True) -> None:
+        p.add_argument("--policy", required=True, help="政策编号，或辖区代码（按 --as-of 选版本）")
+        p.add_argument("file", help="教师记录：JSON（一名教师）或 CSV/XLSX（多名教师，一行一条记录）")
+        p.add_argument("--as-of", type=_date, default=None, help="评估日期，默认今天（已失效的政策取其最后一天）")
+        p.add_argument("--option", action="append", metavar="名称=取值", help="政策选项（见 policy show）")
+        p.add_argument("--teacher", help="只评估该教师编号")
+        if formats:
+            p.add_argument("--format", choices=["json", "text"], default="text")
+
+    p = sub.add_parser("evaluate", help="评估教师是否达标")
+    common(p)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("explain", help="完整的计算过程与依据")
+    common(p, formats=False)
+    p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("plan", help="本年度和本周期还需要的学分与学时")
+    common(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("template", help="写出 XLSX 导入模板")
+    p.add_argument("--output", "-o", default="xuefen-导入模板.xlsx")
+    p.set_defaults(func=cmd_template)
+    p = sub.add_parser("schema", help="写出交换格式的 JSON Schema")
+    p.add_argument("--output", "-o")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except XuefenError as exc:
+        for problem in exc.problems:
+            print(f"错误：{problem}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "fmt"]

@@ -1,0 +1,249 @@
+"""Teachers and records as the interchange format describes them.
+
+Values are canonicalised through :mod:`xuefen.vocab` when parsed, so the engine
+only ever sees canonical terms.  Parsing collects every problem of a document
+before failing, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from xuefen import vocab
+from xuefen.errors import InputError, Problem
+from xuefen.numbers import dec
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    year: int
+    kind: str
+    # 山东 第二十一条: make-up needs the school's consent, filed with the authority.
+    approved: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Teacher:
+    id: str
+    name: str = ""
+    stage: str | None = None
+    post: str | None = None
+    hired_year: int | None = None
+    transfer_in_year: int | None = None
+    leaves: tuple[Leave, ...] = ()
+    normal_graduate: bool | None = None
+
+    def leave_kinds(self, year: int) -> set[str]:
+        return {lv.kind for lv in self.leaves if lv.year == year}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: str
+    year: int
+    title: str = ""
+    category: str | None = None
+    theme: str | None = None
+    level: str | None = None
+    form: str | None = None
+    location: str | None = None
+    hours: Decimal | None = None
+    days: Decimal | None = None
+    credits: Decimal | None = None
+    result: str | None = None
+    role: str | None = None
+    achievement: str | None = None
+    program: str | None = None
+    absent_hours: Decimal | None = None
+    topics: int | None = None
+    words: int | None = None
+    approved: bool | None = None
+    certificate: bool | None = None
+    subject_related: bool | None = None
+    education_system: bool | None = None
+    completed_year: int | None = None
+    makeup_for_year: int | None = None
+
+    def get(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+# JSON key -> (Chinese header, kind).  The Chinese header is what the XLSX/CSV
+# template shows; kinds drive parsing.
+RECORD_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("记录编号", "str"),
+    "year": ("登记年度", "year"),
+    "title": ("培训项目名称", "str"),
+    "category": ("学分类别", "str"),
+    "theme": ("主题", "str"),
+    "level": ("级别", "enum"),
+    "form": ("形式", "enum"),
+    "location": ("地点", "enum"),
+    "hours": ("学时", "decimal"),
+    "days": ("天数", "decimal"),
+    "credits": ("认定学分", "decimal"),
+    "result": ("考核结果", "enum"),
+    "role": ("角色", "enum"),
+    "achievement": ("成果类型", "enum"),
+    "program": ("项目", "enum"),
+    "absent_hours": ("缺勤学时", "decimal"),
+    "topics": ("专题数", "int"),
+    "words": ("字数", "int"),
+    "approved": ("经批准", "bool"),
+    "certificate": ("取得证书", "bool"),
+    "subject_related": ("所教学科相关", "bool"),
+    "education_system": ("教育系统颁发", "bool"),
+    "completed_year": ("结业年度", "year"),
+    "makeup_for_year": ("补修年度", "year"),
+}
+
+TEACHER_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("教师编号", "str"),
+    "name": ("姓名", "str"),
+    "stage": ("学段", "enum"),
+    "post": ("岗位", "enum"),
+    "hired_year": ("首次任教年份", "year"),
+    "transfer_in_year": ("调入年份", "year"),
+    "normal_graduate": ("师范类毕业", "bool"),
+}
+
+_TRUE = {"是", "true", "True", "TRUE", "1", "Y", "y", "yes", "√"}
+_FALSE = {"否", "false", "False", "FALSE", "0", "N", "n", "no", "×"}
+
+
+def _parse_value(kind: str, field_name: str, raw: Any) -> Any:
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
+    if kind == "str":
+        if isinstance(raw, float):
+            raise ValueError("应为文本，收到了数字；请把该列设置为“文本”格式")
+        return str(raw).strip()
+    if kind == "enum":
+        text = str(raw).strip()
+        value = vocab.canonical(_ENUM_OF.get(field_name, field_name), text)
+        if value is None:
+            choices = "、".join(vocab.allowed(_ENUM_OF.get(field_name, field_name)))
+            raise ValueError(f"“{text}”不是可识别的取值，可选：{choices}")
+        return value
+    if kind == "decimal":
+        if isinstance(raw, float):
+            raw = repr(raw)  # a spreadsheet cell; repr gives the shortest round-trip text
+        number = dec(raw)
+        if number < 0:
+            raise ValueError("不能为负数")
+        return number
+    if kind in ("int", "year"):
+        if isinstance(raw, bool):
+            raise ValueError("应为整数")
+        if isinstance(raw, float):
+            if raw != int(raw):
+                raise ValueError(f"“{raw}”不是整数")
+            raw = int(raw)
+        if isinstance(raw, str):
+            text = raw.strip().removesuffix("年")
+            if not text.isdigit():
+                raise ValueError(f"“{raw}”不是整数")
+            raw = int(text)
+        if not isinstance(raw, int):
+            raise ValueError("应为整数")
+        if kind == "year" and not 1950 <= raw <= 2100:
+            raise ValueError(f"年份 {raw} 不在 1950–2100 之间")
+        if raw < 0:
+            raise ValueError("不能为负数")
+        return raw
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"“{text}”应为“是”或“否”")
+    raise AssertionError(kind)
+
+
+# Record/teacher attributes whose vocabulary has another name.
+_ENUM_OF = {"kind": "leave_kind"}
+
+Where = Callable[[str, str], Problem]
+
+
+def _parse_fields(
+    data: dict[str, Any],
+    spec: dict[str, tuple[str, str]],
+    where: Callable[[str, str], Problem],
+    problems: list[Problem],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in spec:
+            continue
+        header, kind = spec[key]
+        try:
+            out[key] = _parse_value(kind, key, raw)
+        except (ValueError, TypeError) as exc:
+            problems.append(where(key, str(exc)))
+    return out
+
+
+def parse_teacher(
+    data: dict[str, Any], where: Callable[[str, str], Problem]
+) -> tuple[Teacher | None, list[Problem]]:
+    problems: list[Problem] = []
+    extra = set(data) - set(TEACHER_FIELDS) - {"leaves"}
+    for key in sorted(extra):
+        problems.append(where(key, "未知字段"))
+    values = _parse_fields(data, TEACHER_FIELDS, where, problems)
+    leaves: list[Leave] = []
+    raw_leaves = data.get("leaves") or []
+    if not isinstance(raw_leaves, list):
+        problems.append(where("leaves", "应为列表"))
+        raw_leaves = []
+    for i, item in enumerate(raw_leaves):
+        if not isinstance(item, dict):
+            problems.append(where(f"leaves[{i}]", "应为对象"))
+            continue
+        unknown = set(item) - {"year", "kind", "approved"}
+        for key in sorted(unknown):
+            problems.append(where(f"leaves[{i}].{key}", "未知字段"))
+        try:
+            year = _parse_value("year", "year", item.get("year"))
+            kind = _parse_value("enum", "leave_kind", item.get("kind"))
+            approved = _parse_value("bool", "approved", item.get("approved", True))
+            if year is None or kind is None:
+                raise ValueError("请假记录须有年份（year）和类型（kind）")
+            leaves.append(Leave(year=year, kind=kind, approved=bool(approved)))
+        except (ValueError, TypeError) as exc:
+            problems.append(where(f"leaves[{i}]", str(exc)))
+    if not values.get("id"):
+        problems.append(where("id", "缺少教师编号"))
+    if problems:
+        return None, problems
+    return Teacher(leaves=tuple(leaves), **values), []
+
+
+def parse_record(
+    data: dict[str, Any], where: Callable[[str, str], Problem]
+) -> tuple[Record | None, list[Problem]]:
+    problems: list[Problem] = []
+    for key in sorted(set(data) - set(RECORD_FIELDS)):
+        problems.append(where(key, "未知字段"))
+    values = _parse_fields(data, RECORD_FIELDS, where, problems)
+    if not values.get("id"):
+        problems.append(where("id", "缺少记录编号"))
+    if values.get("year") is None and "year" not in {p.column for p in problems}:
+        problems.append(where("year", "缺少登记年度"))
+    if problems:
+        return None, problems
+    return Record(**values), []
+
+
+@dataclass(slots=True)
+class Ledger:
+    """One teacher and her records, as read from any input format."""
+
+    teacher: Teacher
+    records: list[Record] = field(default_factory=list)
