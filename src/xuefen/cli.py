@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from xuefen.errors import XuefenError
 from xuefen.numbers import fmt
@@ -78,7 +79,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
     if args.format == "json":
         from xuefen.engine.report import dumps
 
-        print(dumps([dict(zip(("id", "name", "jurisdiction", "effective", "cycle", "applies_to"), r))
+        print(dumps([dict(zip(("id", "name", "jurisdiction", "effective", "cycle", "applies_to"), r, strict=True))
                      for r in rows]))
         return 0
     for r in rows:
@@ -161,7 +162,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(dumps(plans[0] if len(plans) == 1 else plans))
     else:
-        for ev, data in zip(results, plans):
+        for ev, data in zip(results, plans, strict=True):
             print(f"{ev.teacher.name or ''}（{ev.teacher.id}）  {ev.policy.name}")
             print(plan_text(data))
     return 0 if all(ev.passed for ev in results) else 1
@@ -177,8 +178,8 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from xuefen.io.schema import interchange_schema
     from xuefen.engine.report import dumps
+    from xuefen.io.schema import interchange_schema
 
     text = dumps(interchange_schema())
     if args.output:
@@ -252,4 +253,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["main", "fmt"]
+__all__ = ["fmt", "main"]

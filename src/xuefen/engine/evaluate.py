@@ -18,11 +18,11 @@ apply, is written to the trace with its citation.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from xuefen.errors import PolicyError
 from xuefen.model import Record, Teacher
@@ -588,13 +588,12 @@ class Evaluator:
                 self._once(steps, m, Step("minimum", f"“{m.label}”不适用：仅适用于{_describe_match(m.applies_to)}",
                                           applied=False, rule=m.id, cite=_cite(p, m), scope="teacher"))
                 continue
-            value = m.min
+            value: Decimal | None = m.min
             note = ""
             if scope == "cycle":
-                value, note = self._adjust_cycle_min(ctx, m, value, lines, partial, steps)
-                if value is None:
-                    continue
-            reqs.append(Requirement(m, value, note=note))
+                value, note = self._adjust_cycle_min(ctx, m, m.min, lines, partial, steps)
+            if value is not None:
+                reqs.append(Requirement(m, value, note=note))
         return reqs
 
     def _adjust_cycle_min(
@@ -753,8 +752,8 @@ class Evaluator:
             unit = MEASURE_UNIT[req.rule.measure]
             verdict = "达到" if req.met else f"未达到，尚缺 {fmt(req.missing)}{unit}"
             note = f"（{req.note}）" if req.note else ""
-            steps.append(Step("minimum", f"{where}{req.rule.label}：要求 {fmt(req.min)}{unit}{note}，实得 {fmt(req.actual)}{unit}，{verdict}",
-                              rule=req.rule.id, cite=_cite(p, req.rule), scope=scope, year=year))
+            text = f"{where}{req.rule.label}：要求 {fmt(req.min)}{unit}{note}，实得 {fmt(req.actual)}{unit}，{verdict}"
+            steps.append(Step("minimum", text, rule=req.rule.id, cite=_cite(p, req.rule), scope=scope, year=year))
         return result
 
     def _measure(self, ctx: Context, rule: Minimum, lines: list[Line], amounts: dict[int, Decimal],
@@ -924,4 +923,4 @@ def evaluate(
     return Evaluator(policy, options).evaluate(teacher, records, as_of)
 
 
-__all__ = ["Evaluation", "Evaluator", "evaluate", "dec"]
+__all__ = ["Evaluation", "Evaluator", "dec", "evaluate"]

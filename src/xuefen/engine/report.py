@@ -4,7 +4,8 @@ report, the full explanation trace, and a plan of what is still needed."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import unicodedata
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from xuefen.engine.evaluate import Evaluation, ScopeResult, Step, cite_text
@@ -122,6 +123,18 @@ def dumps(value: Any, indent: int = 2, _level: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _rjust(text: str, width: int) -> str:
+    return " " * max(0, width - _width(text)) + text
+
+
 def _verdict(passed: bool | None) -> str:
     return {True: "达标", False: "未达标", None: "不考核"}[passed]
 
@@ -134,15 +147,15 @@ def text_report(ev: Evaluation) -> str:
         f"教师：{t.name or ''}（{t.id}）  周期：{ev.cycle_start}–{ev.cycle_end}年  评估日期：{ev.as_of.isoformat()}",
         f"周期结论：{ev.status}    周期计入学分：{fmt(ev.total)}",
         "",
-        "类别            已获    计入    要求    尚缺",
+        _ljust("类别", 14) + "".join(_rjust(h, 9) for h in ("已获", "计入", "要求", "尚缺")),
     ]
     for cat in p.categories:
         req = category_required(ev.cycle, cat.id)
         counted = ev.cycle.counted[cat.id]
-        lines.append(
-            f"{cat.id:<12}{fmt(ev.cycle.earned[cat.id]):>8}{fmt(counted):>8}"
-            f"{fmt(req) if req is not None else '—':>8}{fmt(max(ZERO, req - counted)) if req is not None else '—':>8}"
-        )
+        cells = [fmt(ev.cycle.earned[cat.id]), fmt(counted),
+                 fmt(req) if req is not None else "—",
+                 fmt(max(ZERO, req - counted)) if req is not None else "—"]
+        lines.append(_ljust(cat.id, 14) + "".join(_rjust(c, 9) for c in cells))
     if ev.years:
         lines += ["", "年度："]
         for y, sc in ev.years.items():
@@ -154,7 +167,8 @@ def text_report(ev: Evaluation) -> str:
         for s in shortfalls:
             where = f"{s['year']}年" if s["year"] else "本周期"
             unit = {"hours": "学时", "count": "次"}.get(s["measure"], "学分")
-            lines.append(f"  {where} {s['label']}：尚缺 {fmt(s['missing'])}{unit}（{s['cite']}）")
+            lines.append(f"  {where} {s['label']}：要求 {fmt(s['required'])}{unit}，实得 {fmt(s['actual'])}{unit}，"
+                         f"尚缺 {fmt(s['missing'])}{unit}（{s['cite']}）")
     lines += ["", "记录："]
     for rr in ev.records:
         lines.append(f"  [{rr.id}] {fmt(rr.credits)}学分  {rr.explanation}")
@@ -234,13 +248,13 @@ def _ways(ev: Evaluation, category: str | None, missing: Decimal) -> list[dict[s
             elif c.credits_per_hour is not None:
                 hours = missing / c.credits_per_hour
             elif c.fixed is not None:
-                items = -(-missing // c.fixed)
+                items = (missing / c.fixed).to_integral_value(rounding=ROUND_CEILING)
                 ways.append({"rule": rule.id, "label": rule.label, "category": out.category,
                              "items": int(items), "cite": cite_text(p, rule.cites)})
                 continue
             else:
                 continue
-            whole = -(-hours // 1)
+            whole = hours.to_integral_value(rounding=ROUND_CEILING)
             ways.append({"rule": rule.id, "label": rule.label, "category": out.category,
                          "hours": Decimal(fmt(hours.quantize(Decimal("0.01")))), "whole_hours": int(whole),
                          "cite": cite_text(p, rule.cites)})
@@ -263,4 +277,4 @@ def plan_text(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["as_dict", "dumps", "text_report", "explain_text", "plan", "plan_text", "Minimum"]
+__all__ = ["Minimum", "as_dict", "dumps", "explain_text", "plan", "plan_text", "text_report"]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -23,8 +25,8 @@ from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
 from xuefen.policy.schema import (
     AttributeYear,
     Cap,
-    Conversion,
     Cite,
+    Conversion,
     Gate,
     LeaveYear,
     Minimum,
@@ -170,7 +172,7 @@ def _merge_parent(data: _Map, directory: Path, file: str, depth: int = 0) -> Any
         raise PolicyError(
             Problem(f"remove_rules 中的规则不存在：{'、'.join(sorted(missing))}", file=file)
         )
-    for rule, line in zip(data.get("rules", []), getattr(data.get("rules"), "item_lines", [])):
+    for rule, line in zip(data.get("rules", []), getattr(data.get("rules"), "item_lines", []), strict=True):
         if rule.get("id") in index:
             rules[index[rule["id"]]] = rule
             rules.item_lines[index[rule["id"]]] = line
@@ -259,9 +261,9 @@ def _cross_check(policy: Policy, data: Any, file: str) -> list[Problem]:
             if not cite.note.strip():
                 found.append(f"{where}：引用缺少说明（note）")
         if hasattr(rule, "when"):
-            _check_match(getattr(rule, "when"), policy, where, found)
+            _check_match(rule.when, policy, where, found)
         if hasattr(rule, "applies_to"):
-            _check_match(getattr(rule, "applies_to"), policy, where, found, teacher_only=True)
+            _check_match(rule.applies_to, policy, where, found, teacher_only=True)
         if isinstance(rule, Conversion):
             for out in rule.all_outputs():
                 _check_category(out.category, policy, where, found)
@@ -373,7 +375,7 @@ def check_versions(policies: Iterable[Policy]) -> list[Problem]:
     problems = []
     for (code, audience), group in groups.items():
         group.sort(key=lambda p: p.effective.from_)
-        for before, after in zip(group, group[1:]):
+        for before, after in itertools.pairwise(group):
             end = before.effective.to
             if end is None or end > after.effective.from_:
                 problems.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,7 +30,7 @@ class Cite(Strict):
     note: str
 
 
-Scalar = Union[str, int, bool, Decimal]
+Scalar = str | int | bool | Decimal
 
 
 class Ops(Strict):
@@ -45,7 +45,7 @@ class Ops(Strict):
     present: bool | None = None
 
 
-MatchValue = Union[Scalar, list[Scalar], Ops, None]
+MatchValue = Scalar | list[Scalar] | Ops | None
 # field -> expected value.  Record fields by name; teacher facts as
 # "teacher.stage", "teacher.post" ...; a list means "any of"; None means "absent".
 Match = dict[str, MatchValue]
@@ -309,21 +309,21 @@ class Penalty(RuleBase):
 
 
 Rule = Annotated[
-    Union[
-        Conversion,
-        Gate,
-        Exclude,
-        Multiplier,
-        AttributeYear,
-        Cap,
-        Transfer,
-        Minimum,
-        PartialCycle,
-        LeaveYear,
-        Waive,
-        Completion,
-        Penalty,
-    ],
+    (
+        Conversion
+        | Gate
+        | Exclude
+        | Multiplier
+        | AttributeYear
+        | Cap
+        | Transfer
+        | Minimum
+        | PartialCycle
+        | LeaveYear
+        | Waive
+        | Completion
+        | Penalty
+    ),
     Field(discriminator="kind"),
 ]
 

@@ -1,0 +1,5 @@
+import sys
+
+from xuefen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,226 @@
+"""The engine and the loader on small policies written inside the tests, so each
+rule kind is checked on its own, independently of the shipped policies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from xuefen.engine.evaluate import evaluate
+from xuefen.errors import PolicyError
+from xuefen.model import Leave, Record, Teacher
+from xuefen.policy.loader import check_versions, load_directory, load_policy_file
+from xuefen.policy.schema import Policy
+
+HEAD = """\
+id: {id}
+name: 测试政策
+short_name: 测试
+jurisdiction: {{code: test, name: 测试县}}
+source: {{file: 004_a8f479f50950c794.txt, document: 测试}}
+effective: {{from: 2018-01-01{to}}}
+cycle: {{years: {years}, first_year: 2018, requires_every_year: {every}, cite: {{article: 自2018年起, note: 周期}}}}
+categories:
+  - {{id: 集中, aliases: [集中研修]}}
+  - {{id: 网络}}
+  - {{id: 校本}}
+rules:
+"""
+
+C = "cite: {article: 学时与学分转换, note: 测试}"
+
+BASE_RULES = f"""\
+  - {{id: c-central, kind: conversion, label: 集中, when: {{form: 集中}}, category: 集中,
+     credits: {{credits_per_hour: 1.3}}, {C}}}
+  - {{id: c-online, kind: conversion, label: 网络, when: {{form: 网络}}, category: 网络,
+     credits: {{hours_per_credit: 10}}, {C}}}
+  - {{id: c-school, kind: conversion, label: 校本, when: {{form: 校本}}, category: 校本,
+     credits: {{credits_per_hour: 0.5}}, {C}}}
+"""
+
+
+def make_policy(tmp_path: Path, rules: str, *, pid: str = "t", years: int = 5, every: bool = False,
+                to: str = "") -> Policy:
+    text = HEAD.format(id=pid, years=years, every=str(every).lower(), to=f", to: {to}" if to else "")
+    path = tmp_path / f"{pid}.yaml"
+    extra = textwrap.dedent(rules)
+    if extra and not extra.startswith("  "):
+        extra = textwrap.indent(extra, "  ")
+    path.write_text(text + BASE_RULES + extra, encoding="utf-8")
+    return load_policy_file(path)
+
+
+def rec(rid: str, year: int, form: str, hours: str, **kw: object) -> Record:
+    return Record(id=rid, year=year, form=form, hours=Decimal(hours), **kw)  # type: ignore[arg-type]
+
+
+T = Teacher(id="t1", stage="小学")
+END = dt.date(2022, 12, 31)
+
+
+def test_twenty_hours_at_one_point_three_is_exactly_26_and_64_passes_64(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: m, kind: minimum, label: 总量, scope: cycle, target: total, min: 64, {C}}}
+    """)
+    ev = evaluate(p, T, [rec("a", 2020, "集中", "20"), rec("b", 2020, "网络", "380")], END)
+    assert ev.records[0].credits == Decimal("26")
+    assert ev.total == Decimal("64")
+    assert ev.passed
+    ev = evaluate(p, T, [rec("a", 2020, "集中", "20"), rec("b", 2020, "网络", "379.9")], END)
+    assert ev.total == Decimal("63.99")
+    assert not ev.passed
+
+
+def test_per_record_rounding_is_half_up_to_thousandths(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, "")
+    ev = evaluate(p, T, [rec("a", 2020, "集中", "0.0005")], END)
+    assert ev.records[0].credits == Decimal("0.001")  # 0.00065 -> 0.001
+
+
+def test_cap_is_independent_of_record_order(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: cap, kind: cap, label: 校本上限, scope: year, target: {{category: 校本}}, max: 24, {C}}}
+    """)
+    recs = [rec("x", 2020, "校本", "30"), rec("y", 2020, "校本", "30"), rec("z", 2021, "校本", "10")]
+    a = evaluate(p, T, recs, END)
+    b = evaluate(p, T, list(reversed(recs)), END)
+    assert a.total == b.total == Decimal("29")
+    assert a.years[2020].counted["校本"] == Decimal("24")
+    assert a.cycle.earned["校本"] == Decimal("35")
+
+
+def test_overflow_moves_everything_above_the_threshold(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: of, kind: transfer, label: 集中超出计入网络, mode: overflow, from: [集中], to: 网络, scope: cycle,
+         above: 13, {C}}}
+    """)
+    ev = evaluate(p, T, [rec("a", 2020, "集中", "20")], END)
+    assert ev.cycle.counted == {"集中": Decimal("13"), "网络": Decimal("13"), "校本": Decimal("0")}
+
+
+def test_substitution_fills_only_the_deficit_and_keeps_the_source_minimum(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: mc, kind: minimum, label: 集中≥30, scope: cycle, target: {{category: 集中}}, min: 30, {C}}}
+      - {{id: mo, kind: minimum, label: 网络≥10, scope: cycle, target: {{category: 网络}}, min: 10, {C}}}
+      - {{id: sub, kind: transfer, label: 网络补集中, mode: substitute, from: [网络], to: 集中, scope: cycle,
+         applies_to: {{stage: 高中}}, {C}}}
+    """)
+    recs = [rec("a", 2020, "集中", "10"), rec("b", 2020, "网络", "250")]  # 13 and 25
+    ev = evaluate(p, Teacher(id="h", stage="高中"), recs, END)
+    assert ev.cycle.counted["集中"] == Decimal("28")  # 13 + (25 - 10)
+    assert ev.cycle.counted["网络"] == Decimal("10")
+    assert not ev.passed
+    ev = evaluate(p, T, recs, END)  # 小学: the substitution does not apply
+    assert ev.cycle.counted["集中"] == Decimal("13")
+    assert any(not s.applied and s.rule == "sub" for s in ev.steps)
+
+
+def test_gate_and_multiplier(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: g, kind: gate, label: 合格, require: {{result: {{not_in: [不合格]}}}}, reason: 考核不合格, {C}}}
+      - {{id: x, kind: multiplier, label: 优秀加20%, when: {{result: 优秀}}, factor: 1.2, {C}}}
+      - {{id: ab, kind: gate, label: 缺勤, when: {{form: 集中}}, max_absence_share: "1/4", reason: 缺勤超过四分之一,
+         {C}}}
+    """)
+    recs = [
+        rec("ok", 2020, "网络", "10", result="优秀"),
+        rec("bad", 2020, "网络", "10", result="不合格"),
+        rec("quarter", 2020, "集中", "20", absent_hours=Decimal("5")),
+        rec("over", 2020, "集中", "20", absent_hours=Decimal("5.1")),
+    ]
+    ev = evaluate(p, T, recs, END)
+    got = {r.id: r.credits for r in ev.records}
+    assert got == {"ok": Decimal("1.2"), "bad": 0, "quarter": Decimal("26"), "over": 0}
+    assert "考核不合格" in ev.records[1].explanation
+
+
+def test_share_of_total_cap(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: s, kind: cap, label: 网络不超过三分之一, scope: cycle, target: {{category: 网络}},
+         share_of_total: "1/3", {C}}}
+    """)
+    ev = evaluate(p, T, [rec("a", 2020, "集中", "100"), rec("b", 2020, "网络", "1000")], END)
+    # 集中 130, so 网络 may be at most 65: 65 / (130 + 65) = 1/3 exactly
+    assert ev.cycle.counted["网络"] == Decimal("65")
+    assert ev.total == Decimal("195")
+
+
+def test_leave_year_replaces_year_minimums_and_reduces_the_cycle(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: y, kind: minimum, label: 年度≥64, scope: year, target: total, min: 64, {C}}}
+      - {{id: c, kind: minimum, label: 周期≥320, scope: cycle, target: total, min: 320, {C}}}
+      - {{id: lv, kind: leave_year, label: 产假年度, kinds: [产假], cycle_reduction: {{total: 52}},
+         year_minimums: [{{target: {{category: 校本}}, min: 12}}], {C}}}
+    """, every=True)
+    teacher = Teacher(id="m", leaves=(Leave(2020, "产假"),))
+    recs = [rec(f"r{y}", y, "集中", "49.3") for y in (2018, 2019, 2021, 2022)]  # 64.09 each
+    recs.append(rec("s", 2020, "校本", "24"))
+    ev = evaluate(p, teacher, recs, END)
+    assert ev.years[2020].passed is True
+    assert ev.cycle.requirements[0].min == Decimal("268")
+    assert ev.passed
+
+
+def test_partial_cycle_total_only(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: c, kind: minimum, label: 周期≥36, scope: cycle, target: total, min: 36, {C}}}
+      - {{id: cc, kind: minimum, label: 集中≥18, scope: cycle, target: {{category: 集中}}, min: 18, {C}}}
+      - {{id: p, kind: partial_cycle, label: 调入教师每年7.2, applies_to: {{transfer_in_year: {{ge: 2018}}}},
+         start: transfer_in_year, per_year: 7.2, structure: total_only, pre_start_records: exclude, {C}}}
+    """)
+    teacher = Teacher(id="x", transfer_in_year=2020)
+    recs = [rec("old", 2019, "网络", "500"), rec("new", 2021, "网络", "216")]
+    ev = evaluate(p, teacher, recs, END)
+    assert [r.min for r in ev.cycle.requirements] == [Decimal("21.6")]
+    assert ev.total == Decimal("21.6")
+    assert ev.passed
+    assert "早于起算年" in ev.records[0].steps[-1].text
+
+
+def test_loader_names_file_and_line_for_unknown_key(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as err:
+        make_policy(tmp_path, f"""\
+          - {{id: m, kind: minimum, label: 总量, scope: cycle, target: total, min: 64, colour: red, {C}}}
+        """)
+    problem = err.value.problems[0]
+    assert problem.file == "t.yaml"
+    assert problem.line == 19  # the rule's own line
+    assert "未知的键" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("  - {id: z, kind: ceiling, label: x, " + C + "}\n", "未知的规则类型"),
+        ("  - {id: z, kind: minimum, label: x, scope: cycle, target: {category: 论文}, min: 1, " + C + "}\n",
+         "未定义的学分类别"),
+        ("  - {id: z, kind: minimum, label: x, scope: cycle, target: total, min: 1}\n", "缺少必填的键"),
+        ("  - {id: z, kind: gate, label: x, require: {level: 县里}, reason: r, " + C + "}\n", "不是规范词汇"),
+        ("  - {id: z, kind: gate, label: x, require: {colour: 1}, reason: r, " + C + "}\n", "未知的记录字段"),
+        ("  - {id: c-central, kind: gate, label: x, require: {level: 省级}, reason: r, " + C + "}\n", "重复"),
+    ],
+)
+def test_loader_rejects_bad_rules(tmp_path: Path, rule: str, message: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        make_policy(tmp_path, rule)
+    assert message in str(err.value)
+    assert all(p.file == "t.yaml" for p in err.value.problems)
+
+
+def test_versions_must_tile_time(tmp_path: Path) -> None:
+    a = make_policy(tmp_path, "", pid="a", to="2020-01-01")
+    b = make_policy(tmp_path, "", pid="b")
+    assert check_versions([a, b]) != []  # b starts 2018: overlap
+    text = (tmp_path / "b.yaml").read_text(encoding="utf-8").replace("from: 2018-01-01", "from: 2020-02-01")
+    (tmp_path / "b.yaml").write_text(text, encoding="utf-8")
+    problems = check_versions([a, load_policy_file(tmp_path / "b.yaml")])
+    assert problems and "空档" in problems[0].message
+    (tmp_path / "b.yaml").write_text(text.replace("2020-02-01", "2020-01-01"), encoding="utf-8")
+    assert check_versions([a, load_policy_file(tmp_path / "b.yaml")]) == []
+    with pytest.raises(PolicyError):
+        (tmp_path / "b.yaml").write_text(text.replace("2020-02-01", "2019-06-01"), encoding="utf-8")
+        load_directory(tmp_path)
