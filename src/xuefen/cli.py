@@ -36,22 +36,9 @@ def _options(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _pick(args: argparse.Namespace) -> tuple[Any, dt.date]:
-    from xuefen.policy.loader import default_registry, in_force
+    from xuefen.policy.loader import default_registry, pick
 
-    reg = default_registry()
-    as_of: dt.date | None = args.as_of
-    policy = reg.resolve(args.policy, as_of or dt.date.today())
-    if as_of is None:
-        as_of = dt.date.today()
-        if not in_force(policy, as_of) and policy.effective.to is not None and as_of >= policy.effective.to:
-            # A policy whose period is over is evaluated as of its last day.
-            as_of = policy.effective.to - dt.timedelta(days=1)
-    elif not in_force(policy, as_of):
-        others = [p.id for p in reg.family(policy.jurisdiction.code) if in_force(p, as_of)]
-        hint = f"；该日期有效的版本：{'、'.join(others)}" if others else ""
-        eff = policy.effective
-        raise XuefenError(f"政策 {policy.id} 的有效期为 [{eff.from_}, {eff.to or '至今'})，不含 {as_of}{hint}")
-    return policy, as_of
+    return pick(default_registry(), args.policy, args.as_of)
 
 
 def _ledgers(args: argparse.Namespace) -> list[Any]:
@@ -190,6 +177,37 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _django() -> None:
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xuefen.web.settings")
+    import django
+
+    django.setup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Migrate the embedded database, load the demo, serve on 127.0.0.1."""
+    _django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    if not args.no_demo:
+        call_command("demo")
+    print(f"\n学分平台已启动：http://{args.host}:{args.port}/  （Ctrl+C 停止）", flush=True)
+    call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, verbosity=0)
+    return 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["xuefen manage", *args.rest])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xuefen", description="xuefen 教师培训学分：政策引擎与命令行工具")
     sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
@@ -232,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="写出交换格式的 JSON Schema")
     p.add_argument("--output", "-o")
     p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("serve", help="运行 Web 平台（内置默认：SQLite，载入演示数据）")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", default="8000")
+    p.add_argument("--no-demo", action="store_true", help="不载入演示数据")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("manage", help="Django 管理命令（migrate、createsuperuser …）")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_manage)
     return parser
 
 

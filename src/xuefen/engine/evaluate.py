@@ -18,7 +18,7 @@ apply, is written to the trace with its citation.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -266,18 +266,52 @@ def _one(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
+Tester = Callable[[Any], bool]
+Getter = Callable[["Context", "Record | None"], Any]
+
+# Compiled matchers, keyed by the identity of the policy's match mapping.  The
+# mapping itself is kept in the value, so its id cannot be reused while cached.
+_COMPILED: dict[int, tuple[dict[str, Any], Callable[[Context, Record | None], bool]]] = {}
+
+
+def _tester(expected: Any) -> Tester:
+    if isinstance(expected, list) and expected and all(
+        isinstance(e, (str, int, Decimal)) and not isinstance(e, bool) for e in expected
+    ):
+        allowed = frozenset(expected)
+        return lambda actual: actual is not None and not isinstance(actual, bool) and actual in allowed
+    if isinstance(expected, str):
+        return lambda actual: actual == expected
+    if expected is None:
+        return lambda actual: actual is None
+    return lambda actual: _one(actual, expected)
+
+
+def _getter(key: str) -> Getter:
+    if key.startswith("teacher."):
+        name = key.removeprefix("teacher.")
+        return lambda ctx, record: ctx.teacher_value(name)
+    if key == "category":
+        return lambda ctx, record: ctx.record_value(record, "category")  # type: ignore[arg-type]
+    return lambda ctx, record: getattr(record, key)
+
+
+def _compile(match: dict[str, Any]) -> Callable[[Context, Record | None], bool]:
+    tests = [(_getter(key), _tester(expected)) for key, expected in match.items()]
+    if len(tests) == 1:
+        (get, test), = tests
+        return lambda ctx, record: test(get(ctx, record))
+    return lambda ctx, record: all(test(get(ctx, record)) for get, test in tests)
+
+
 def matches(ctx: Context, match: dict[str, Any] | None, record: Record | None) -> bool:
     if not match:
         return True
-    for key, expected in match.items():
-        if key.startswith("teacher."):
-            actual = ctx.teacher_value(key.removeprefix("teacher."))
-        else:
-            assert record is not None
-            actual = ctx.record_value(record, key)
-        if not _one(actual, expected):
-            return False
-    return True
+    hit = _COMPILED.get(id(match))
+    if hit is None or hit[0] is not match:
+        hit = (match, _compile(match))
+        _COMPILED[id(match)] = hit
+    return hit[1](ctx, record)
 
 
 def teacher_matches(ctx: Context, match: dict[str, Any]) -> bool:
@@ -438,6 +472,8 @@ class Evaluator:
             return [r for r in active if isinstance(r, cls)]
 
         self.conversions: list[Conversion] = kind(Conversion)
+        # built once: all_outputs() constructs models, too slow per record
+        self._outputs = {c.id: c.all_outputs() for c in self.conversions}
         self.gates: list[Gate] = kind(Gate)
         self.excludes: list[Exclude] = kind(Exclude)
         self.multipliers: list[Multiplier] = kind(Multiplier)
@@ -499,7 +535,7 @@ class Evaluator:
                 break
         lines: list[Line] = []
         head = f"{year}年 {record.title or record.id}"
-        for k, out in enumerate(conversion.all_outputs()):
+        for k, out in enumerate(self._outputs[conversion.id]):
             category = self._output_category(out, record)
             theme = record.theme if out.theme == "@record" else out.theme
             if category is None:

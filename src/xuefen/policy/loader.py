@@ -361,6 +361,30 @@ class Registry:
         return versions[0]
 
 
+def pick(registry: Registry, name: str, as_of: dt.date | None, today: dt.date | None = None) -> tuple[Policy, dt.date]:
+    """The policy named (id or jurisdiction code) and the date to evaluate at.
+
+    Without ``as_of``, today — except that a policy whose period is over is
+    evaluated as of its last day.  An explicit date outside the version's
+    period is an error that names the version in force then."""
+    today = today or dt.date.today()
+    policy = registry.resolve(name, as_of or today)
+    if as_of is None:
+        as_of = today
+        end = policy.effective.to
+        if end is not None and as_of >= end:
+            as_of = end - dt.timedelta(days=1)
+        elif as_of < policy.effective.from_:
+            as_of = policy.effective.from_
+        return policy, as_of
+    if not in_force(policy, as_of):
+        others = [p.id for p in registry.family(policy.jurisdiction.code) if in_force(p, as_of)]
+        hint = f"；该日期有效的版本：{'、'.join(others)}" if others else ""
+        eff = policy.effective
+        raise PolicyError(f"政策 {policy.id} 的有效期为 [{eff.from_}, {eff.to or '至今'})，不含 {as_of}{hint}")
+    return policy, as_of
+
+
 def in_force(policy: Policy, day: dt.date) -> bool:
     eff = policy.effective
     return eff.from_ <= day and (eff.to is None or day < eff.to)

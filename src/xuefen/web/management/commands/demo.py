@@ -1,0 +1,136 @@
+"""Load the demo jurisdiction: a city with two districts bound to two seed
+policies, schools, a 学区, a training institution, a few hundred teachers
+with records across the years, declarations waiting at every stage, and one
+login per role.  The only place in xuefen with known passwords."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from xuefen import idnumber
+from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Source, Status, Teacher
+from xuefen.web.services.evaluation import price_records, refresh_result
+
+DEMO_PASSWORD = "xuefen-demo-2026"
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅琳雪婷倩颖慧晶"
+STAGES = ["小学", "小学", "初中", "初中", "高中", "幼儿园"]
+
+# (login, role, org key, full name)
+ACCOUNTS = [
+    ("city", Role.CITY_CENTER, "city", "市教师发展中心 周主任"),
+    ("east", Role.DISTRICT_OFFICE, "east", "东区继教办 吴老师"),
+    ("west", Role.DISTRICT_OFFICE, "west", "西区继教办 郑老师"),
+    ("officer", Role.SCHOOL_OFFICER, "east-1", "东区实验小学 学分专员 孙老师"),
+    ("principal", Role.PRINCIPAL, "east-1", "东区实验小学 校长 钱校长"),
+    ("officer2", Role.SCHOOL_OFFICER, "west-1", "西区第一中学 学分专员 冯老师"),
+    ("institute", Role.INSTITUTION_STAFF, "inst", "市教师进修学院 培训部"),
+    ("admin", Role.SYSADMIN, "city", "系统管理员"),
+    ("auditor", Role.AUDITOR, "city", "审计员"),
+]
+
+
+class Command(BaseCommand):
+    help = "载入演示数据（已有数据时跳过）"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--teachers", type=int, default=300)
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if Org.objects.exists():
+            self.stdout.write("演示数据已存在，跳过。")
+        else:
+            self._build(options["teachers"], options["seed"])
+        self.stdout.write(f"\n演示账号（密码均为 {DEMO_PASSWORD}）：")
+        User = get_user_model()
+        for login, role, _org, _name in [("teacher", Role.TEACHER, "", ""), *ACCOUNTS]:
+            if User.objects.filter(username=login).exists():
+                self.stdout.write(f"  {login:<10} {Role(role).label}")
+
+    @transaction.atomic
+    def _build(self, n_teachers: int, seed: int) -> None:
+        rnd = random.Random(seed)
+        today = timezone.localdate()
+        city = Org.objects.create(name="示范市", kind=OrgKind.CITY)
+        east = Org.objects.create(name="东区", kind=OrgKind.DISTRICT, parent=city, policy="yongji")
+        west = Org.objects.create(name="西区", kind=OrgKind.DISTRICT, parent=city, policy="shandong")
+        zone = Org.objects.create(name="东区第一学区", kind=OrgKind.ZONE, parent=east)
+        orgs: dict[str, Org] = {"city": city, "east": east, "west": west}
+        schools = [
+            ("east-1", "东区实验小学", zone), ("east-2", "东区第二中学", zone), ("east-3", "东区幼儿园", east),
+            ("west-1", "西区第一中学", west), ("west-2", "西区育才小学", west),
+        ]
+        for key, name, parent in schools:
+            orgs[key] = Org.objects.create(name=name, kind=OrgKind.SCHOOL, parent=parent)
+        orgs["inst"] = Org.objects.create(name="市教师进修学院", kind=OrgKind.INSTITUTION, parent=city)
+        User = get_user_model()
+        for login, role, key, name in ACCOUNTS:
+            user = User.objects.create_user(login, password=DEMO_PASSWORD, first_name=name)
+            Profile.objects.create(user=user, role=role, org=orgs[key])
+            if role == Role.SYSADMIN:
+                user.is_staff = True
+                user.save()
+        school_orgs = [orgs[k] for k, _, _ in schools]
+        for i in range(n_teachers):
+            school = school_orgs[i % len(school_orgs)]
+            name = rnd.choice(SURNAMES) + rnd.choice(GIVEN) + (rnd.choice(GIVEN) if rnd.random() < 0.6 else "")
+            stage = {"东区幼儿园": "幼儿园"}.get(school.name, rnd.choice(STAGES[:5]))
+            hired = rnd.choice([1998, 2005, 2010, 2015, 2019, 2022, today.year - 1])
+            teacher = Teacher.objects.create(
+                school=school, teacher_no=f"T{i + 1:05d}", name=name, stage=stage,
+                id_number=idnumber.make("220221" if school.path.startswith(east.path) else "370102",
+                                        f"{rnd.randint(1965, 1999)}{rnd.randint(1, 12):02d}{rnd.randint(1, 28):02d}", i % 1000),
+                post="专任教师" if rnd.random() > 0.1 else "非专任教师", hired_year=hired,
+                normal_graduate=rnd.random() < 0.7,
+                leaves=[{"year": today.year - 1, "kind": "产假"}] if rnd.random() < 0.03 else [],
+            )
+            if i == 0:
+                user = User.objects.create_user("teacher", password=DEMO_PASSWORD, first_name=name)
+                Profile.objects.create(user=user, role=Role.TEACHER, org=school)
+                teacher.user = user
+                teacher.save()
+            self._records(rnd, teacher, school.path.startswith(east.path), today.year)
+        for teacher in Teacher.objects.all():
+            refresh_result(teacher)
+
+    def _records(self, rnd: random.Random, teacher: Teacher, east: bool, this_year: int) -> None:
+        first = 2023 if east else 2024
+        diligence = rnd.choice([60, 90, 100, 100, 110, 130])  # percent of the yearly norm
+        recs: list[Record] = []
+        n = 0
+
+        def add(year: int, **facts: Any) -> None:
+            nonlocal n
+            n += 1
+            status = Status.CERTIFIED if year < this_year else rnd.choice(
+                [Status.CERTIFIED, Status.CERTIFIED, Status.DISTRICT_APPROVED, Status.SCHOOL_APPROVED, Status.PENDING])
+            source = Source.SCHOOL if facts.get("form") == "校本" else rnd.choice([Source.INSTITUTION, Source.DECLARATION])
+            recs.append(Record(teacher=teacher, uid=f"R{year}{n:03d}", year=year, source=source, status=status, **facts))
+
+        for year in range(max(first, (teacher.hired_year or first)), this_year + 1):
+            if east:
+                add(year, title=f"{year}年永吉县骨干教师集中培训", form="集中", level="区县级",
+                    hours=_h(24, diligence), result=rnd.choice(["合格", "合格", "优秀"]))
+                add(year, title=f"{year}年国培计划网络研修", form="网络", level="国家级", program="国培计划",
+                    hours=_h(24, diligence), result="合格")
+                add(year, title=f"{year}年校本研修：课例研究", form="校本", level="校级", hours=_h(48, diligence))
+            else:
+                add(year, title=f"{year}年市级学科培训", form="集中", level="市级", hours=_h(30, diligence),
+                    result="合格")
+                add(year, title=f"{year}年远程研修", form="网络", level="省级", hours=_h(20, diligence), result="合格")
+                add(year, title=f"{year}年校本培训", form="校本", level="校级", hours=_h(20, diligence), result="合格")
+        price_records(teacher, recs)
+        Record.objects.bulk_create(recs)
+
+
+def _h(hours: int, percent: int) -> Decimal:
+    return Decimal(hours * percent // 100)

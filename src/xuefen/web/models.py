@@ -1,0 +1,306 @@
+"""The platform's data: organisations, people and roles, the credit ledger,
+evidence, imports, cached results and the audit log.
+
+Writes happen only in :mod:`xuefen.web.services`; who may see what is decided
+in :mod:`xuefen.web.permissions` and the ``for_user`` queryset methods here.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class OrgKind(models.TextChoices):
+    PROVINCE = "province", _("省")
+    CITY = "city", _("市")
+    DISTRICT = "district", _("区县")
+    ZONE = "zone", _("学区（片区）")
+    SCHOOL = "school", _("学校")
+    INSTITUTION = "institution", _("培训机构")
+
+
+class Org(models.Model):
+    """A node of the tree 省/市/区县/学区/学校, or a training institution.
+
+    ``path`` is the materialised path ("/1/4/9/"), so a subtree is one
+    indexed prefix query at any depth."""
+
+    name = models.CharField(_("名称"), max_length=120)
+    kind = models.CharField(_("类型"), max_length=16, choices=OrgKind.choices)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    path = models.CharField(max_length=255, db_index=True, editable=False, default="")
+    # A jurisdiction binds a policy (or a jurisdiction code, resolved by date);
+    # its subtree inherits it.
+    policy = models.CharField(_("学分政策"), max_length=64, blank=True)
+    policy_options = models.JSONField(_("政策选项"), default=dict, blank=True)
+    # 朝阳 第三十条: declarations are accepted in March and September only.
+    declaration_months = models.JSONField(_("申报月份"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name = _("机构")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        path = f"{self.parent.path if self.parent else '/'}{self.pk}/"
+        if path != self.path:
+            self.path = path
+            Org.objects.filter(pk=self.pk).update(path=path)
+
+    def ancestors(self) -> list[Org]:
+        ids = [int(x) for x in self.path.strip("/").split("/") if x]
+        by_id = {o.pk: o for o in Org.objects.filter(pk__in=ids)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def binding(self) -> Org | None:
+        """The nearest node (itself or an ancestor) that binds a policy."""
+        for node in reversed(self.ancestors()):
+            if node.policy:
+                return node
+        return None
+
+    def subtree(self) -> models.QuerySet[Org]:
+        return Org.objects.filter(path__startswith=self.path)
+
+
+class Role(models.TextChoices):
+    TEACHER = "teacher", _("教师")
+    SCHOOL_OFFICER = "school_officer", _("学校学分管理专员")
+    PRINCIPAL = "principal", _("校长")
+    DISTRICT_OFFICE = "district_office", _("区县继教办")
+    CITY_CENTER = "city_center", _("市级教师发展中心")
+    INSTITUTION_STAFF = "institution_staff", _("培训机构")
+    SYSADMIN = "sysadmin", _("系统管理员")
+    AUDITOR = "auditor", _("审计员")
+
+
+class Profile(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    role = models.CharField(_("角色"), max_length=24, choices=Role.choices)
+    # The node the role acts on: a school for officers and principals, a
+    # district, the city, an institution; the teacher's school for teachers.
+    org = models.ForeignKey(Org, null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()})"
+
+
+class TeacherQuerySet(models.QuerySet["Teacher"]):
+    def for_user(self, user: Any) -> TeacherQuerySet:
+        from xuefen.web.permissions import teacher_scope
+
+        return self.filter(teacher_scope(user))
+
+
+class Teacher(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="teacher")
+    school = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="teachers")
+    teacher_no = models.CharField(_("教师编号"), max_length=32, unique=True)
+    id_number = models.CharField(_("身份证号"), max_length=18, unique=True)
+    name = models.CharField(_("姓名"), max_length=64)
+    stage = models.CharField(_("学段"), max_length=16, blank=True)
+    post = models.CharField(_("岗位"), max_length=16, blank=True)
+    hired_year = models.PositiveSmallIntegerField(_("首次任教年份"), null=True, blank=True)
+    transfer_in_year = models.PositiveSmallIntegerField(_("调入年份"), null=True, blank=True)
+    normal_graduate = models.BooleanField(_("师范类毕业"), null=True, blank=True)
+    leaves = models.JSONField(_("假期"), default=list, blank=True)
+
+    objects = TeacherQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["teacher_no"]
+        verbose_name = _("教师")
+
+    def __str__(self) -> str:
+        return f"{self.name}（{self.teacher_no}）"
+
+    @property
+    def masked_id(self) -> str:
+        return mask_id_number(self.id_number)
+
+
+def mask_id_number(value: str) -> str:
+    if len(value) < 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+class Source(models.TextChoices):
+    INSTITUTION = "institution", _("机构导入")
+    DECLARATION = "declaration", _("教师申报")
+    SCHOOL = "school", _("学校录入")
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("待审核")
+    SCHOOL_APPROVED = "school_approved", _("学校已审核")
+    DISTRICT_APPROVED = "district_approved", _("区县已审核")
+    CERTIFIED = "certified", _("已认定")
+    RETURNED = "returned", _("已退回")
+    REVOKED = "revoked", _("已撤销")
+
+
+class RecordQuerySet(models.QuerySet["Record"]):
+    def for_user(self, user: Any) -> RecordQuerySet:
+        from xuefen.web.permissions import record_scope
+
+        return self.filter(record_scope(user))
+
+
+class Record(models.Model):
+    """One ledger entry: the facts as declared or imported, in the interchange
+    vocabulary, plus its workflow state and the credits the engine computed
+    under the bound policy version."""
+
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="records")
+    uid = models.CharField(_("记录编号"), max_length=64)
+    year = models.PositiveSmallIntegerField(_("登记年度"))
+    title = models.CharField(_("培训项目名称"), max_length=200, blank=True)
+    category = models.CharField(_("学分类别"), max_length=32, blank=True)
+    theme = models.CharField(_("主题"), max_length=64, blank=True)
+    level = models.CharField(_("级别"), max_length=16, blank=True)
+    form = models.CharField(_("形式"), max_length=16, blank=True)
+    location = models.CharField(_("地点"), max_length=16, blank=True)
+    hours = models.DecimalField(_("学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+    days = models.DecimalField(_("天数"), max_digits=7, decimal_places=3, null=True, blank=True)
+    preset_credits = models.DecimalField(_("认定学分"), max_digits=9, decimal_places=3, null=True, blank=True)
+    result = models.CharField(_("考核结果"), max_length=8, blank=True)
+    role = models.CharField(_("角色"), max_length=16, blank=True)
+    achievement = models.CharField(_("成果类型"), max_length=16, blank=True)
+    program = models.CharField(_("项目"), max_length=32, blank=True)
+    absent_hours = models.DecimalField(_("缺勤学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+    topics = models.PositiveIntegerField(_("专题数"), null=True, blank=True)
+    words = models.PositiveIntegerField(_("字数"), null=True, blank=True)
+    approved = models.BooleanField(_("经批准"), null=True, blank=True)
+    certificate = models.BooleanField(_("取得证书"), null=True, blank=True)
+    subject_related = models.BooleanField(_("所教学科相关"), null=True, blank=True)
+    education_system = models.BooleanField(_("教育系统颁发"), null=True, blank=True)
+    completed_year = models.PositiveSmallIntegerField(_("结业年度"), null=True, blank=True)
+    makeup_for_year = models.PositiveSmallIntegerField(_("补修年度"), null=True, blank=True)
+
+    source = models.CharField(_("来源"), max_length=16, choices=Source.choices)
+    status = models.CharField(_("状态"), max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_reason = models.TextField(_("说明"), blank=True)
+    credits = models.DecimalField(_("学分"), max_digits=9, decimal_places=3, default=Decimal(0))
+    credit_category = models.CharField(_("计入类别"), max_length=32, blank=True)
+    explanation = models.TextField(_("计算依据"), blank=True)
+    policy_id = models.CharField(_("政策版本"), max_length=64, blank=True)
+    import_batch = models.ForeignKey("ImportBatch", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="records")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Bumped by every transition: a second officer acting on a stale page fails.
+    version = models.PositiveIntegerField(default=1)
+
+    objects = RecordQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["teacher", "year", "uid"]
+        constraints = [models.UniqueConstraint(fields=["teacher", "uid"], name="record_uid_per_teacher")]
+        verbose_name = _("学分记录")
+
+    def __str__(self) -> str:
+        return f"{self.uid} {self.title}"
+
+
+class Evidence(models.Model):
+    record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="evidence")
+    file = models.FileField(upload_to="evidence/%Y/%m/")
+    original_name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+
+class ImportBatch(models.Model):
+    class State(models.TextChoices):
+        VALIDATING = "validating", _("校验中")
+        INVALID = "invalid", _("有错误")
+        WRITING = "writing", _("写入中")
+        DONE = "done", _("已完成")
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="imports")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    file_name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.VALIDATING)
+    total_rows = models.PositiveIntegerField(default=0)
+    done_rows = models.PositiveIntegerField(default=0)
+    created_rows = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class TeacherResult(models.Model):
+    """The engine's verdict for one teacher in her current cycle, kept current
+    by the services on every change, so dashboards never wait for a batch."""
+
+    teacher = models.OneToOneField(Teacher, on_delete=models.CASCADE, related_name="result")
+    policy_id = models.CharField(max_length=64)
+    cycle_start = models.PositiveSmallIntegerField()
+    cycle_end = models.PositiveSmallIntegerField()
+    passed = models.BooleanField()
+    status = models.CharField(max_length=8)
+    total = models.DecimalField(max_digits=10, decimal_places=3)
+    year_passed = models.BooleanField(null=True)
+    year_total = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal(0))
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(auto_now=True)
+
+
+class AuditEntry(models.Model):
+    """Append-only: rows are inserted by services.audit.record and never
+    updated or deleted (enforced here and, on PostgreSQL, by a trigger)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    org_path = models.CharField(max_length=255, db_index=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise PermissionError("审计日志只能追加，不能修改")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("审计日志不能删除")
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    message = models.CharField(max_length=300)
+    record = models.ForeignKey(Record, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class LoginFailure(models.Model):
+    """Failed logins, for throttling per username and per address."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    ip = models.GenericIPAddressField(null=True, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,0 +1,137 @@
+"""Who may see and do what — decided here and nowhere else.
+
+Scope rule: every officer sees and acts only within the subtree of the node
+their profile names.  Teachers see themselves.  Institution staff see the
+records their institution imported.  The auditor reads the audit log and
+nothing else; the system administrator manages organisations and accounts
+but does not review credits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from xuefen.web.models import Org, Profile, Record, Role, Status, Teacher
+
+NOTHING = Q(pk__in=[])
+
+# Which role moves a record out of which state (the review chain of
+# 北京 第三条 / 赤峰 第十四、十五条 / 山东 第十九、二十条).
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "school_approve": {"role": Role.SCHOOL_OFFICER, "from": Status.PENDING, "to": Status.SCHOOL_APPROVED},
+    "district_approve": {"role": Role.DISTRICT_OFFICE, "from": Status.SCHOOL_APPROVED,
+                         "to": Status.DISTRICT_APPROVED},
+    "certify": {"role": Role.CITY_CENTER, "from": Status.DISTRICT_APPROVED, "to": Status.CERTIFIED},
+}
+
+# States whose credits count toward the teacher's figures.  Pending and
+# returned records are shown to the teacher but do not count yet.
+COUNTING = (Status.SCHOOL_APPROVED, Status.DISTRICT_APPROVED, Status.CERTIFIED)
+
+
+def profile(user: Any) -> Profile | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        p: Profile = user.profile
+    except Profile.DoesNotExist:
+        return None
+    return p
+
+
+def role(user: Any) -> str | None:
+    p = profile(user)
+    return p.role if p else None
+
+
+OFFICER_ROLES = (Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+def teacher_scope(user: Any) -> Q:
+    p = profile(user)
+    if p is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(user=user)
+    if p.role in OFFICER_ROLES and p.org is not None:
+        return Q(school__path__startswith=p.org.path)
+    if p.role == Role.INSTITUTION_STAFF and p.org is not None:
+        return Q(records__import_batch__org=p.org)
+    return NOTHING
+
+
+def record_scope(user: Any) -> Q:
+    p = profile(user)
+    if p is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(teacher__user=user)
+    if p.role in OFFICER_ROLES and p.org is not None:
+        return Q(teacher__school__path__startswith=p.org.path)
+    if p.role == Role.INSTITUTION_STAFF and p.org is not None:
+        return Q(import_batch__org=p.org)
+    return NOTHING
+
+
+def org_scope(user: Any) -> Q:
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role in OFFICER_ROLES:
+        return Q(path__startswith=p.org.path)
+    if p.role == Role.SYSADMIN:
+        return Q()
+    return Q(pk=p.org.pk)
+
+
+def can_view_teacher(user: Any, teacher: Teacher) -> bool:
+    return Teacher.objects.filter(teacher_scope(user), pk=teacher.pk).exists()
+
+
+def can_transition(user: Any, record: Record, action: str) -> bool:
+    """May this user move this record by ``action``?  Scope and role only;
+    the current state is checked by the service under a row lock."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return False
+    if not record.teacher.school.path.startswith(p.org.path):
+        return False
+    if action in TRANSITIONS:
+        return p.role == TRANSITIONS[action]["role"]
+    if action in ("return", "correct"):
+        return p.role in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+    if action == "revoke":
+        return p.role in (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+    if action == "spot_check":
+        return p.role == Role.DISTRICT_OFFICE
+    return False
+
+
+def can_declare(user: Any, teacher: Teacher) -> bool:
+    return role(user) == Role.TEACHER and teacher.user_id == user.pk
+
+
+def can_enter_school_record(user: Any, teacher: Teacher) -> bool:
+    p = profile(user)
+    return bool(p and p.role == Role.SCHOOL_OFFICER and p.org and teacher.school.path.startswith(p.org.path))
+
+
+def can_import(user: Any, org: Org) -> bool:
+    p = profile(user)
+    if p is None or p.org is None:
+        return False
+    if p.role == Role.INSTITUTION_STAFF:
+        return org.pk == p.org.pk
+    return p.role in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER) and org.path.startswith(p.org.path)
+
+
+def can_read_audit(user: Any) -> bool:
+    return role(user) in (Role.AUDITOR, Role.SYSADMIN)
+
+
+def sees_full_id_number(user: Any) -> bool:
+    """Full 身份证号 only for those who must match identities: the district
+    office and city center.  Everyone else sees it masked."""
+    return role(user) in (Role.DISTRICT_OFFICE, Role.CITY_CENTER)

@@ -1,0 +1,309 @@
+"""Credit ledger transitions: declare, enter, approve (school → district →
+city), return, correct, revoke, spot-check.
+
+Each function is one transaction: it locks the record row, checks that the
+actor may act and that the record is still in the state the actor saw, moves
+it, writes the audit entry, notifies the teacher, and re-evaluates the
+teacher.  Two officers approving the same record at once: the second waits
+for the lock, then finds the state changed and is refused — the credits
+cannot count twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import CharField
+from django.utils import timezone
+
+from xuefen.errors import Problem
+from xuefen.model import RECORD_FIELDS, parse_record
+from xuefen.web import permissions as perm
+from xuefen.web.models import Evidence, Notification, Org, Record, Role, Source, Status, Teacher
+from xuefen.web.services import audit
+from xuefen.web.services.evaluation import FACT_FIELDS, price_records, refresh_result
+
+
+class ServiceError(Exception):
+    """A refused action, with a message for the user in Chinese."""
+
+
+class Denied(ServiceError):
+    pass
+
+
+class Conflict(ServiceError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: Any
+    ip: str | None = None
+
+
+def snapshot(r: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {name: _plain(getattr(r, name)) for name in FACT_FIELDS}
+    out.update(uid=r.uid, status=r.status, credits=str(r.credits), preset_credits=_plain(r.preset_credits),
+               version=r.version)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def parse_facts(data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Validate declared facts through the interchange parser, so a form, an
+    import row and a JSON file are held to exactly the same rules."""
+    raw = {k: v for k, v in data.items() if k in RECORD_FIELDS}
+    raw.setdefault("id", data.get("uid") or "tmp")
+
+    def here(key: str, message: str) -> Problem:
+        return Problem(message, file=where or None, column=RECORD_FIELDS.get(key, (key,))[0])
+
+    rec, problems = parse_record(raw, here)
+    if problems or rec is None:
+        raise ServiceError("；".join(str(p) for p in problems))
+    facts = {name: getattr(rec, name) for name in FACT_FIELDS}
+    facts["preset_credits"] = rec.credits
+    return {k: ("" if v is None and isinstance(Record._meta.get_field(k), CharField) else v) for k, v in facts.items()}
+
+
+
+# PDF, JPEG, PNG by their first bytes: the declared type and extension mean nothing.
+_MAGIC = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+
+
+def _check_evidence(upload: UploadedFile) -> tuple[bytes, str]:
+    data = upload.read()
+    if len(data) > settings.EVIDENCE_MAX_BYTES:
+        raise ServiceError(f"证明材料“{upload.name}”超过 {settings.EVIDENCE_MAX_BYTES // (1024 * 1024)}MB")
+    for magic, ctype in _MAGIC:
+        if data.startswith(magic):
+            return data, ctype
+    raise ServiceError(f"证明材料“{upload.name}”不是 PDF、JPG 或 PNG 文件")
+
+
+def _attach(record: Record, uploads: list[UploadedFile]) -> None:
+    from django.core.files.base import ContentFile
+
+    for upload in uploads:
+        data, ctype = _check_evidence(upload)
+        digest = hashlib.sha256(data).hexdigest()
+        ev = Evidence(record=record, original_name=(upload.name or "file")[:200], content_type=ctype,
+                      size=len(data), sha256=digest)
+        ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[ctype]
+        ev.file.save(f"{digest[:16]}.{ext}", ContentFile(data), save=False)
+        ev.save()
+
+
+def _next_uid(teacher: Teacher, prefix: str) -> str:
+    n = teacher.records.filter(uid__startswith=prefix).count() + 1
+    while teacher.records.filter(uid=f"{prefix}{n:04d}").exists():
+        n += 1
+    return f"{prefix}{n:04d}"
+
+
+def _notify(record: Record, message: str) -> None:
+    if record.teacher.user_id:
+        Notification.objects.create(user_id=record.teacher.user_id, record=record, message=message)
+
+
+def declaration_open(teacher: Teacher, today: dt.date | None = None) -> tuple[bool, list[int]]:
+    """朝阳 附件3 第三十条: declarations in March and September; configurable
+    per jurisdiction node (empty = always open)."""
+    today = today or timezone.localdate()
+    months: list[int] = []
+    for node in reversed(teacher.school.ancestors()):
+        if node.declaration_months:
+            months = [int(m) for m in node.declaration_months]
+            break
+    return (not months or today.month in months), months
+
+
+@transaction.atomic
+def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], uploads: list[UploadedFile],
+                   today: dt.date | None = None) -> Record:
+    if not perm.can_declare(actor.user, teacher):
+        raise Denied("只能为本人申报")
+    is_open, months = declaration_open(teacher, today)
+    if not is_open:
+        raise ServiceError(f"当前不在申报期（每年{'、'.join(f'{m}月' for m in months)}）")
+    if not uploads:
+        raise ServiceError("申报须附证明材料（PDF、JPG 或 PNG）")
+    parsed = parse_facts(facts)
+    record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
+                    status=Status.PENDING, created_by=actor.user, **parsed)
+    price_records(teacher, [record])
+    record.save()
+    _attach(record, uploads)
+    audit.log(actor.user, "declare", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
+    return record
+
+
+@transaction.atomic
+def enter_school_record(actor: Actor, teacher: Teacher, facts: dict[str, Any]) -> Record:
+    """校本研修 and other school-organised credits, entered by the school officer
+    (赤峰 第十五条; 永吉 学分管理专员).  They start as school-approved."""
+    if not perm.can_enter_school_record(actor.user, teacher):
+        raise Denied("只能为本校教师录入")
+    parsed = parse_facts(facts)
+    record = Record(teacher=teacher, uid=_next_uid(teacher, "S"), source=Source.SCHOOL,
+                    status=Status.SCHOOL_APPROVED, created_by=actor.user, **parsed)
+    price_records(teacher, [record])
+    record.save()
+    audit.log(actor.user, "school_entry", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
+    refresh_result(teacher)
+    return record
+
+
+def _locked(record_id: int, expected_version: int | None) -> Record:
+    record = Record.objects.select_for_update().select_related("teacher__school").get(pk=record_id)
+    if expected_version is not None and record.version != expected_version:
+        raise Conflict("该记录已被他人处理，请刷新后再试")
+    return record
+
+
+@transaction.atomic
+def transition(actor: Actor, record_id: int, action: str, expected_version: int | None = None,
+               comment: str = "") -> Record:
+    """school_approve / district_approve / certify."""
+    if action not in perm.TRANSITIONS:
+        raise ServiceError(f"未知操作 {action}")
+    record = _locked(record_id, expected_version)
+    if not perm.can_transition(actor.user, record, action):
+        raise Denied("无权处理该记录")
+    step = perm.TRANSITIONS[action]
+    if record.status != step["from"]:
+        raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能执行该操作")
+    before = snapshot(record)
+    record.status = step["to"]
+    record.status_reason = comment
+    record.version += 1
+    record.save()
+    audit.log(actor.user, action, record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
+              org_path=record.teacher.school.path)
+    _notify(record, f"您的记录“{record.title or record.uid}”已{record.get_status_display()}")
+    refresh_result(record.teacher)
+    return record
+
+
+@transaction.atomic
+def return_record(actor: Actor, record_id: int, comment: str, expected_version: int | None = None) -> Record:
+    if not comment.strip():
+        raise ServiceError("退回须填写理由")
+    record = _locked(record_id, expected_version)
+    if not perm.can_transition(actor.user, record, "return"):
+        raise Denied("无权退回该记录")
+    if record.status in (Status.REVOKED, Status.RETURNED, Status.CERTIFIED):
+        raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能退回")
+    before = snapshot(record)
+    record.status = Status.RETURNED
+    record.status_reason = comment.strip()
+    record.version += 1
+    record.save()
+    audit.log(actor.user, "return", record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
+              org_path=record.teacher.school.path)
+    _notify(record, f"您的记录“{record.title or record.uid}”被退回：{comment.strip()}")
+    refresh_result(record.teacher)
+    return record
+
+
+@transaction.atomic
+def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], comment: str,
+                   expected_version: int | None = None) -> Record:
+    """An officer corrects the facts before approving; the teacher is told."""
+    if not comment.strip():
+        raise ServiceError("更正须说明理由")
+    record = _locked(record_id, expected_version)
+    if not perm.can_transition(actor.user, record, "correct"):
+        raise Denied("无权更正该记录")
+    if record.status in (Status.REVOKED, Status.CERTIFIED):
+        raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能更正")
+    before = snapshot(record)
+    current = {name: getattr(record, name) for name in FACT_FIELDS}
+    current["credits"] = record.preset_credits
+    current.update({k: v for k, v in changes.items() if k in RECORD_FIELDS and k != "id"})
+    parsed = parse_facts({k: ("" if v is None else v) for k, v in current.items()})
+    for key, value in parsed.items():
+        setattr(record, key, value)
+    price_records(record.teacher, [record])
+    record.version += 1
+    record.save()
+    audit.log(actor.user, "correct", record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
+              org_path=record.teacher.school.path)
+    _notify(record, f"您的记录“{record.title or record.uid}”已被更正：{comment.strip()}")
+    refresh_result(record.teacher)
+    return record
+
+
+@transaction.atomic
+def revoke_record(actor: Actor, record_id: int, reason: str, expected_version: int | None = None) -> Record:
+    """山东 第二十三条: credits obtained by fraud are cancelled.  The record and
+    the reason stay; the teacher is re-evaluated without it."""
+    if not reason.strip():
+        raise ServiceError("撤销须填写理由")
+    record = _locked(record_id, expected_version)
+    if not perm.can_transition(actor.user, record, "revoke"):
+        raise Denied("无权撤销该记录")
+    if record.status == Status.REVOKED:
+        raise Conflict("记录已撤销")
+    before = snapshot(record)
+    record.status = Status.REVOKED
+    record.status_reason = reason.strip()
+    record.version += 1
+    record.save()
+    audit.log(actor.user, "revoke", record, before=before, after=snapshot(record), comment=reason, ip=actor.ip,
+              org_path=record.teacher.school.path)
+    _notify(record, f"您的记录“{record.title or record.uid}”已被撤销：{reason.strip()}")
+    refresh_result(record.teacher)
+    return record
+
+
+@transaction.atomic
+def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads: list[UploadedFile]) -> Record:
+    """A teacher fixes a returned declaration and sends it again."""
+    record = _locked(record_id, None)
+    if not (perm.role(actor.user) == Role.TEACHER and record.teacher.user_id == actor.user.pk):
+        raise Denied("只能修改本人的申报")
+    if record.status != Status.RETURNED:
+        raise Conflict("只有被退回的申报可以修改后重新提交")
+    before = snapshot(record)
+    for key, value in parse_facts(facts).items():
+        setattr(record, key, value)
+    price_records(record.teacher, [record])
+    record.status = Status.PENDING
+    record.status_reason = ""
+    record.version += 1
+    record.save()
+    _attach(record, uploads)
+    audit.log(actor.user, "resubmit", record, before=before, after=snapshot(record), ip=actor.ip,
+              org_path=record.teacher.school.path)
+    return record
+
+
+@transaction.atomic
+def spot_check(actor: Actor, org: Org, size: int, seed: int | None = None) -> list[Record]:
+    """抽检 (朝阳 第三十条; 山东 第十四条): a random sample of the approved
+    records under the district, recorded in the audit log so the draw can be
+    shown later."""
+    p = perm.profile(actor.user)
+    if p is None or p.role != Role.DISTRICT_OFFICE or p.org is None or not org.path.startswith(p.org.path):
+        raise Denied("只有区县继教办可以在本辖区内抽检")
+    pool = list(Record.objects.filter(teacher__school__path__startswith=org.path,
+                                      status__in=perm.COUNTING).values_list("pk", flat=True).order_by("pk"))
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    # The seed comes from the OS; a seeded generator lets the draw be replayed from the audit log.
+    chosen = sorted(random.Random(seed).sample(pool, min(size, len(pool))))  # noqa: S311
+    audit.log(actor.user, "spot_check", org, after={"seed": seed, "records": chosen, "pool": len(pool)},
+              ip=actor.ip, org_path=org.path)
+    return list(Record.objects.filter(pk__in=chosen))
