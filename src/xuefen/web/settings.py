@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the package: no web server needed for the embedded default.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -127,6 +129,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve from the app's static/ without collectstatic
 MEDIA_ROOT = DATA_DIR / "media"
 # Evidence files are served through a permission-checked view, never as /media/.
 EVIDENCE_MAX_BYTES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_BYTES", str(10 * 1024 * 1024)))

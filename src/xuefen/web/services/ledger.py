@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from xuefen.errors import Problem
 from xuefen.model import RECORD_FIELDS, parse_record
+from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Notification, Org, Record, Role, Source, Status, Teacher
 from xuefen.web.services import audit
@@ -52,13 +53,13 @@ class Actor:
 
 def snapshot(r: Record) -> dict[str, Any]:
     out: dict[str, Any] = {name: _plain(getattr(r, name)) for name in FACT_FIELDS}
-    out.update(uid=r.uid, status=r.status, credits=str(r.credits), preset_credits=_plain(r.preset_credits),
+    out.update(uid=r.uid, status=r.status, credits=fmt(r.credits), preset_credits=_plain(r.preset_credits),
                version=r.version)
     return out
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
+    return fmt(value) if isinstance(value, Decimal) else value
 
 
 def parse_facts(data: dict[str, Any], where: str = "") -> dict[str, Any]:
