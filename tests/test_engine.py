@@ -224,3 +224,64 @@ def test_versions_must_tile_time(tmp_path: Path) -> None:
     with pytest.raises(PolicyError):
         (tmp_path / "b.yaml").write_text(text.replace("2020-02-01", "2019-06-01"), encoding="utf-8")
         load_directory(tmp_path)
+
+
+def test_sum_of_categories_and_binding_yearly_minimum(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: both, kind: minimum, label: 集中+网络≥30, scope: cycle, target: {{categories: [集中, 网络]}},
+         min: 30, {C}}}
+      - {{id: y, kind: minimum, label: 每年网络≥1, scope: year, target: {{category: 网络}}, min: 1, binds_cycle: true, {C}}}
+    """)
+    recs = [rec(f"c{y}", y, "集中", "10") for y in range(2018, 2023)] + [rec("o", 2018, "网络", "100")]
+    ev = evaluate(p, T, recs, END)
+    assert ev.cycle.requirements[0].actual == Decimal("75")  # 5 × 13 + 10
+    assert ev.years[2019].passed is False
+    assert not ev.passed  # the yearly minimum binds the cycle
+    recs += [rec(f"o{y}", y, "网络", "10") for y in range(2019, 2023)]
+    assert evaluate(p, T, recs, END).passed
+    assert not evaluate(p, T, recs, dt.date(2021, 12, 31)).passed  # 2022 still to come
+
+
+def test_cycle_start_chosen_by_an_option(tmp_path: Path) -> None:
+    text = HEAD.format(id="t", years=5, every="false", to="").replace(
+        "first_year: 2018,", 'first_year: {by_option: anchor, values: {"2018": 2018, "2020": 2020}},')
+    option = '  - {id: anchor, label: 起点, choices: {"2018": a, "2020": b}, default: "2018", ' + C + "}\n"
+    text = text.replace("categories:\n", "options:\n" + option + "categories:\n", 1)
+    path = tmp_path / "t.yaml"
+    path.write_text(text + BASE_RULES, encoding="utf-8")
+    p = load_policy_file(path)
+    assert evaluate(p, T, [], END).cycle_start == 2018
+    assert evaluate(p, T, [], END, {"anchor": "2020"}).cycle_start == 2020
+
+
+def test_completion_and_penalty_see_records_without_credits(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: g, kind: gate, label: 合格, require: {{result: {{not_in: [不合格, 未参加]}}}}, reason: 未合格, {C}}}
+      - {{id: m, kind: minimum, label: 总量≥10, scope: cycle, target: total, min: 10, {C}}}
+      - {{id: pen, kind: penalty, label: 无故缺训加修10, when: {{result: 未参加, approved: false}}, rule: m, amount: 10, {C}}}
+      - {{id: done, kind: completion, label: 学历视为完成, when: {{form: 学历教育, certificate: true}}, {C}}}
+    """)
+    absent = Record(id="a", year=2020, form="集中", hours=Decimal(30), result="未参加", approved=False)
+    ev = evaluate(p, T, [absent, rec("b", 2020, "网络", "100")], END)
+    assert ev.cycle.requirements[0].min == Decimal("20")  # raised by the gated, uncredited record
+    degree = Record(id="d", year=2021, form="学历教育", certificate=True, result="合格")
+    ev = evaluate(p, T, [degree], END)  # no conversion for 学历教育, still completes
+    assert ev.passed and ev.total == 0
+    failed = Record(id="d", year=2021, form="学历教育", certificate=True, result="不合格")
+    assert not evaluate(p, T, [failed], END).passed
+
+
+def test_hire_year_minimum_is_checked_when_the_cycle_starts_the_next_year(tmp_path: Path) -> None:
+    p = make_policy(tmp_path, f"""\
+      - {{id: probation, kind: minimum, label: 试用期≥12, scope: hire_year, target: total, min: 12, {C}}}
+      - {{id: c, kind: minimum, label: 周期≥36, scope: cycle, target: total, min: 36, {C}}}
+      - {{id: p, kind: partial_cycle, label: 次年起折算, applies_to: {{hired_in_cycle: true}}, start: hired_year_next,
+         structure: prorate, pre_start_records: exclude, exclusive: true, {C}}}
+      - {{id: p2, kind: partial_cycle, label: 调入折算, applies_to: {{transferred_in_cycle: true}}, start: transfer_in_year,
+         structure: prorate, {C}}}
+    """)
+    teacher = Teacher(id="n", hired_year=2020, transfer_in_year=2022)
+    ev = evaluate(p, teacher, [rec("a", 2020, "网络", "110"), rec("b", 2021, "网络", "220")], END)
+    assert ev.years[2020].passed is False  # 11 < 12 in the probation year
+    assert ev.cycle.requirements[0].min == Decimal("14.4")  # 36 × 2/5: the exclusive rule decided
+    assert ev.total == Decimal("22")  # the probation year's credits are not in the cycle

@@ -30,7 +30,6 @@ def test_all_policy_files_load() -> None:
     assert set(registry.policies) == set(POLICY_IDS)
 
 
-@pytest.mark.xfail(reason="policies are being encoded one by one", strict=False)
 def test_the_nine_seed_policies_are_shipped(registry: Registry) -> None:
     assert set(registry.policies) == EXPECTED
 

@@ -55,6 +55,7 @@ def _ledgers(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
+    from xuefen.engine.evaluate import cycle_first_year, resolve_options
     from xuefen.policy.loader import default_registry
 
     reg = default_registry()
@@ -62,7 +63,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
     for p in sorted(reg.policies.values(), key=lambda p: (p.jurisdiction.code, p.effective.from_)):
         end = p.effective.to.isoformat() if p.effective.to else "至今"
         rows.append((p.id, p.name, p.jurisdiction.name, f"[{p.effective.from_.isoformat()}, {end})",
-                     f"{p.cycle.years}年周期，始于{p.cycle.first_year}年", p.applies_to))
+                     f"{p.cycle.years}年周期，始于{cycle_first_year(p, resolve_options(p, {}))}年", p.applies_to))
     if args.format == "json":
         from xuefen.engine.report import dumps
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-
 from tests.web.conftest import World
+
 from xuefen.web.models import AuditEntry, Notification, Record, Status, TeacherResult
 from xuefen.web.services import ledger
 

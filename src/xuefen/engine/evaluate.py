@@ -137,6 +137,7 @@ class RecordResult:
     category: str | None
     lines: list[Line]
     steps: list[Step]
+    gate_passed: bool = True
 
     @property
     def explanation(self) -> str:
@@ -318,11 +319,21 @@ def teacher_matches(ctx: Context, match: dict[str, Any]) -> bool:
     return all(_one(ctx.teacher_value(k.removeprefix("teacher.")), v) for k, v in match.items())
 
 
+def _shown(value: Any) -> str:
+    if value is True:
+        return "是"
+    if value is False:
+        return "否"
+    if value is None:
+        return "未填写"
+    return str(value)
+
+
 def _describe_match(match: dict[str, Any]) -> str:
     parts = []
     for key, value in match.items():
         if isinstance(value, list):
-            shown = "/".join(str(v) for v in value)
+            shown = "/".join(_shown(v) for v in value)
         elif isinstance(value, Ops):
             ops = []
             for op, sym in (("lt", "<"), ("le", "≤"), ("gt", ">"), ("ge", "≥")):
@@ -330,9 +341,9 @@ def _describe_match(match: dict[str, Any]) -> str:
                 if bound is not None:
                     ops.append(f"{sym}{bound}")
             if value.in_ is not None:
-                ops.append("∈" + "/".join(str(v) for v in value.in_))
+                ops.append("为" + "/".join(_shown(v) for v in value.in_))
             if value.not_in is not None:
-                ops.append("∉" + "/".join(str(v) for v in value.not_in))
+                ops.append("不为" + "/".join(_shown(v) for v in value.not_in))
             if value.present is not None:
                 ops.append("已填写" if value.present else "未填写")
             shown = "".join(ops)
@@ -379,6 +390,10 @@ FIELD_NAMES = {
     "days": "天数",
     "words": "字数",
     "topics": "专题数",
+    "credits": "认定学分",
+    "completed_year": "结业年度",
+    "makeup_for_year": "补修年度",
+    "absent_hours": "缺勤学时",
 }
 
 
@@ -387,6 +402,8 @@ def _target_text(target: Target | str) -> str:
         return "总学分"
     if target.category:
         return target.category
+    if target.categories:
+        return "+".join(target.categories)
     if target.theme:
         return f"主题“{target.theme}”"
     return f"[{_describe_match(target.match or {})}]"
@@ -487,12 +504,15 @@ class Evaluator:
         self.completions: list[Completion] = kind(Completion)
         self.penalties: list[Penalty] = kind(Penalty)
         self.category_ids = [c.id for c in policy.categories]
+        self.first_year = cycle_first_year(policy, self.options)
+        self._has_hire_year_minimums = any(m.scope == "hire_year" for m in self.minimums)
 
     # -- cycle
 
     def cycle_for(self, year: int) -> tuple[int, int]:
         c = self.policy.cycle
-        start = c.first_year + ((year - c.first_year) // c.years) * c.years
+        first = self.first_year
+        start = first + ((year - first) // c.years) * c.years
         return start, start + c.years - 1
 
     # -- per record
@@ -515,11 +535,6 @@ class Evaluator:
                               rule=rule.id, cite=_cite(p, rule), record=record.id))
             year = int(target)
             break
-        conversion = next((c for c in self.conversions if matches(ctx, c.when, record)), None)
-        if conversion is None:
-            steps.append(Step("conversion", "没有适用的换算规则，本记录不计学分", applied=True, record=record.id))
-            return RecordResult(record.id, year, ZERO, None, [], steps)
-        excluded_by = next((e for e in self.excludes if matches(ctx, e.when, record)), None)
         failed_gate: Gate | None = None
         for gate in self.gates:
             if not matches(ctx, gate.when, record):
@@ -533,13 +548,19 @@ class Evaluator:
             if not ok:
                 failed_gate = gate
                 break
-        lines: list[Line] = []
         head = f"{year}年 {record.title or record.id}"
+        conversion = next((c for c in self.conversions if matches(ctx, c.when, record)), None)
+        if conversion is None:
+            steps.append(Step("conversion", f"{head}：没有适用的换算规则，本记录不计学分", record=record.id))
+            return RecordResult(record.id, year, ZERO, None, [], steps, gate_passed=failed_gate is None)
+        excluded_by = next((e for e in self.excludes if matches(ctx, e.when, record)), None)
+        lines: list[Line] = []
         for k, out in enumerate(self._outputs[conversion.id]):
             category = self._output_category(out, record)
             theme = record.theme if out.theme == "@record" else out.theme
             if category is None:
-                steps.append(Step("conversion", f"{head}：记录的学分类别“{record.category or '未填写'}”不属于本政策",
+                why = f"{conversion.label}，但记录的学分类别“{record.category or '未填写'}”不属于本政策，不计学分"
+                steps.append(Step("conversion", f"{head}：{why}",
                                   rule=conversion.id, cite=_cite(p, conversion), record=record.id))
                 continue
             if failed_gate is not None:
@@ -574,7 +595,7 @@ class Evaluator:
                               cite=_cite(p, excluded_by), record=record.id))
         total = sum((ln.credits for ln in lines if not ln.excluded), ZERO)
         category_name = lines[0].category if lines else None
-        return RecordResult(record.id, year, total, category_name, lines, steps)
+        return RecordResult(record.id, year, total, category_name, lines, steps, gate_passed=failed_gate is None)
 
     def _output_category(self, out: Output, record: Record) -> str | None:
         if out.category != "@record":
@@ -588,7 +609,7 @@ class Evaluator:
 
     def _requirements(
         self, ctx: Context, scope: str, year: int | None, lines: list[Line], steps: list[Step],
-        partial: tuple[PartialCycle, int] | None,
+        partial: tuple[PartialCycle, int] | None, hire_only: bool = False,
     ) -> list[Requirement]:
         p = self.policy
         t = ctx.teacher
@@ -602,7 +623,7 @@ class Evaluator:
         if scope == "year" and year is not None:
             kinds = t.leave_kinds(year)
             leave_rule = next((lr for lr in self.leaves if kinds & set(lr.kinds)), None)
-        if leave_rule is not None and year is not None:
+        if leave_rule is not None and year is not None and not hire_only:
             steps.append(Step("leave_year", f"{year}年为{'/'.join(sorted(t.leave_kinds(year)))}年度：{leave_rule.label}",
                               rule=leave_rule.id, cite=_cite(p, leave_rule), scope="year", year=year))
             for k, lm in enumerate(leave_rule.year_minimums):
@@ -612,6 +633,8 @@ class Evaluator:
             return reqs
         for m in self.minimums:
             scope_ok = m.scope == scope or (m.scope == "hire_year" and scope == "year" and year == t.hired_year)
+            if hire_only and m.scope != "hire_year":
+                continue
             if not scope_ok:
                 continue
             where = f"{year}年" if year is not None else "本周期"
@@ -638,7 +661,9 @@ class Evaluator:
     ) -> tuple[Decimal | None, str]:
         p = self.policy
         notes: list[str] = []
-        credit_measure = m.measure in ("credits", "earned_credits")
+        # Structure minimums scale with the years owed; a programme's own minimum
+        # (earned_credits, hours, count: 新任教师培训 ≥120) does not.
+        credit_measure = m.measure == "credits"
         if partial is not None and credit_measure:
             rule, n = partial
             years = p.cycle.years
@@ -676,8 +701,7 @@ class Evaluator:
         for pen in self.penalties:
             if pen.rule != m.id:
                 continue
-            hits = [ln for ln in lines if matches(ctx, pen.when, ln.record)]
-            count = len({ln.record.id for ln in hits})
+            count = sum(1 for r in self._cycle_records if matches(ctx, pen.when, r))
             if count:
                 value = value + pen.amount * count
                 notes.append(f"加修 {fmt(pen.amount * count)}")
@@ -698,13 +722,15 @@ class Evaluator:
             return [ln for ln in lines if not ln.excluded]
         if target.category is not None:
             return [ln for ln in lines if ln.category == target.category and not ln.excluded]
+        if target.categories is not None:
+            return [ln for ln in lines if ln.category in target.categories and not ln.excluded]
         if target.theme is not None:
             return [ln for ln in lines if ln.theme == target.theme and not ln.excluded]
         return [ln for ln in lines if matches(ctx, target.match, ln.record)]
 
     def _scope(
         self, ctx: Context, scope: str, year: int | None, lines: list[Line], amounts: dict[int, Decimal],
-        required: bool, steps: list[Step], partial: tuple[PartialCycle, int] | None,
+        required: bool, steps: list[Step], partial: tuple[PartialCycle, int] | None, hire_only: bool = False,
     ) -> ScopeResult:
         p = self.policy
         where = f"{year}年" if year is not None else "本周期"
@@ -752,7 +778,7 @@ class Evaluator:
         for ln in lines:
             if not ln.excluded:
                 counted[ln.category] += amounts[ln.idx]
-        reqs = self._requirements(ctx, scope, year, lines, steps, partial) if required else []
+        reqs = self._requirements(ctx, scope, year, lines, steps, partial, hire_only) if required else []
         mins = {r.rule.target.category: r.min for r in reqs
                 if isinstance(r.rule.target, Target) and r.rule.target.category and r.rule.measure == "credits"}
         for tr in self.transfers:
@@ -801,6 +827,8 @@ class Evaluator:
             assert isinstance(target, Target)
             if target.category is not None:
                 return counted[target.category]
+            if target.categories is not None:
+                return sum((counted[c] for c in target.categories), ZERO)
             return sum((amounts[ln.idx] for ln in self._target_lines(ctx, target, lines) if not ln.excluded), ZERO)
         group = lines if target == "total" else self._target_lines(ctx, target, lines)
         if rule.measure == "earned_credits":
@@ -843,11 +871,15 @@ class Evaluator:
                 continue
             base = teacher.transfer_in_year if pc.start == "transfer_in_year" else teacher.hired_year
             if base is None:
+                if pc.exclusive:
+                    break
                 continue
             begin = base + 1 if pc.start == "hired_year_next" else base
             if begin <= cycle_start:
-                steps.append(Step("partial_cycle", f"“{pc.label}”不适用：起算年 {begin} 不晚于周期起始年",
+                steps.append(Step("partial_cycle", f"“{pc.label}”不缩短本周期：起算年 {begin} 不晚于周期起始年",
                                   applied=False, rule=pc.id, cite=_cite(p, pc), scope="teacher"))
+                if pc.exclusive:
+                    break  # this rule governs the teacher; later partial rules do not apply
                 continue
             n = max(0, cycle_end - begin + 1)
             partial = (pc, n)
@@ -880,14 +912,21 @@ class Evaluator:
             lines.extend(rr.lines)
             results.append(rr)
         in_cycle = [ln for ln in lines if ln.counted_in_cycle]
-        # completion
-        completed_by: tuple[Completion, Line] | None = None
+        # The cycle's records, converted or not: a completion or a penalty
+        # depends on what happened, not on credits.
+        cycle_pairs = sorted(
+            ((rec, rr) for rec, rr in zip(records, results, strict=True)
+             if cycle_start <= rr.year <= min(cycle_end, as_of.year)
+             and not (partial is not None and partial[0].pre_start_records == "exclude" and rr.year < start_year)),
+            key=lambda pair: (pair[1].year, pair[0].id))
+        self._cycle_records = [rec for rec, _ in cycle_pairs]
+        completed_by: tuple[Completion, Record] | None = None
         for comp in self.completions:
-            hit = next((ln for ln in sorted(in_cycle, key=lambda x: x.sort_key)
-                        if ln.gate_passed and matches(ctx, comp.when, ln.record)), None)
+            # completing the cycle needs a record that passed its gates (合格)
+            hit = next((r for r, rr in cycle_pairs if rr.gate_passed and matches(ctx, comp.when, r)), None)
             if hit is not None:
                 completed_by = (comp, hit)
-                steps.append(Step("completion", f"记录 {hit.record.id}：{comp.label}，视为完成本周期",
+                steps.append(Step("completion", f"记录 {hit.id}：{comp.label}，视为完成本周期",
                                   rule=comp.id, cite=_cite(p, comp), scope="cycle"))
                 break
             steps.append(Step("completion", f"“{comp.label}”不适用：没有符合条件的记录", applied=False,
@@ -901,12 +940,21 @@ class Evaluator:
             year_lines = [ln for ln in in_cycle if ln.year == y]
             year_amounts = {ln.idx: amounts[ln.idx] for ln in year_lines}
             required = start_year <= y
+            hire_only = not required and y == teacher.hired_year and self._has_hire_year_minimums
+            if hire_only:
+                # the hire year's own requirement (潍坊 第十三条 试用期) counts that year's
+                # records even when the cycle figures start later
+                year_lines = [ln for ln in lines if ln.year == y]
+                year_amounts = {ln.idx: (ZERO if ln.excluded else ln.credits) for ln in year_lines}
             if not required:
-                steps.append(Step("minimum", f"{y}年不考核年度学分：早于起算年 {start_year} 年", applied=False,
+                what = "只考核入职当年的要求" if hire_only else "不考核年度学分"
+                steps.append(Step("minimum", f"{y}年{what}：早于起算年 {start_year} 年", applied=False,
                                   scope="year", year=y))
-            res = self._scope(ctx, "year", y, year_lines, year_amounts, required, steps, partial)
+            res = self._scope(ctx, "year", y, year_lines, year_amounts, required or hire_only, steps, partial,
+                              hire_only=hire_only)
             for ln in year_lines:
-                amounts[ln.idx] = res.amounts[ln.idx]
+                if ln.idx in amounts:
+                    amounts[ln.idx] = res.amounts[ln.idx]
             years[y] = res
         cycle = self._scope(ctx, "cycle", None, in_cycle, dict(amounts), True, steps, partial)
         # verdict
@@ -914,13 +962,16 @@ class Evaluator:
             passed = True
         else:
             passed = all(r.met for r in cycle.requirements)
-            if p.cycle.requires_every_year:
-                passed = passed and all(yr.passed is not False for yr in years.values())
-                if as_of.year < cycle_end:
-                    passed = False
+            every = p.cycle.requires_every_year
+            binding = [r for yr in years.values() if yr.required for r in yr.requirements
+                       if (r.rule.binds_cycle if r.rule.binds_cycle is not None else every)]
+            passed = passed and all(r.met for r in binding)
+            binds_any = every or any(m.binds_cycle for m in self.minimums if m.scope != "cycle")
+            if binds_any and as_of.year < cycle_end:
+                passed = False  # years still to come must pass too
         if passed:
             status = "达标"
-        elif as_of.year < cycle_end:
+        elif as_of < dt.date(cycle_end, 12, 31):
             status = "进行中"
         else:
             status = "未达标"
@@ -934,6 +985,16 @@ def raise_dup(record_id: str) -> None:
     from xuefen.errors import InputError, Problem
 
     raise InputError(Problem(f"记录编号 {record_id} 重复", column="id"))
+
+
+def cycle_first_year(policy: Policy, options: dict[str, str]) -> int:
+    first = policy.cycle.first_year
+    if isinstance(first, int):
+        return first
+    choice = options.get(first.by_option)
+    if choice is None or choice not in first.values:
+        raise PolicyError(f"政策 {policy.id} 的周期起始年取决于选项 {first.by_option}，但该选项取值“{choice}”没有对应年份")
+    return first.values[choice]
 
 
 def resolve_options(policy: Policy, chosen: dict[str, str]) -> dict[str, str]:

@@ -220,6 +220,9 @@ def plan(ev: Evaluation) -> dict[str, Any]:
             needs.append({**s, "ways": []})
             continue
         needs.append({**s, "ways": _ways(ev, s["category"], s["missing"])})
+    for need in needs:
+        for key in ("required", "actual", "missing"):
+            need[key] = _num(need[key])
     remaining_years = max(0, ev.cycle_end - this_year + 1)
     return {
         "policy": p.id,

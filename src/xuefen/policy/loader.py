@@ -239,6 +239,8 @@ def _check_theme(theme: str | None, policy: Policy, where: str, problems: list[s
 def _check_target(target: Any, policy: Policy, where: str, problems: list[str]) -> None:
     if isinstance(target, Target):
         _check_category(target.category, policy, where, problems)
+        for name in target.categories or []:
+            _check_category(name, policy, where, problems)
         _check_theme(target.theme, policy, where, problems)
         _check_match(target.match, policy, where, problems)
 
@@ -248,6 +250,13 @@ def _cross_check(policy: Policy, data: Any, file: str) -> list[Problem]:
     problems: list[Problem] = []
     minimum_ids = {r.id for r in policy.rules if isinstance(r, Minimum)}
     option_ids = {o.id: o for o in policy.options}
+    first = policy.cycle.first_year
+    if not isinstance(first, int):
+        opt = option_ids.get(first.by_option)
+        if opt is None:
+            problems.append(Problem(f"cycle.first_year 引用了未定义的选项 {first.by_option}", file=file))
+        elif set(opt.choices) != set(first.values):
+            problems.append(Problem(f"cycle.first_year 须为选项 {first.by_option} 的每个取值给出年份", file=file))
     for index, rule in enumerate(policy.rules):
         found: list[str] = []
         where = f"规则 {rule.id}"
@@ -349,9 +358,14 @@ class Registry:
 
     def resolve(self, name: str, as_of: dt.date | None) -> Policy:
         """A policy id, or a jurisdiction code whose version in force on
-        ``as_of`` is picked."""
+        ``as_of`` is picked.  A name that is both (山东: the code ``shandong``
+        and the current version's id) gives the version in force."""
         if name in self.policies:
-            return self.policies[name]
+            policy = self.policies[name]
+            if as_of is None or in_force(policy, as_of):
+                return policy
+            others = [p for p in self.family(name) if in_force(p, as_of)]
+            return others[0] if len(others) == 1 else policy
         versions = [p for p in self.family(name) if as_of is None or in_force(p, as_of)]
         if not versions:
             raise PolicyError(f"没有编号或辖区代码为 {name} 且在 {as_of} 有效的政策")

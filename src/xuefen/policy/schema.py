@@ -203,13 +203,14 @@ class AttributeYear(RuleBase):
 
 class Target(Strict):
     category: str | None = None
+    categories: list[str] | None = None  # a sum of categories (北京 第四条 必修 = 公共必修 + 专业必修)
     theme: str | None = None
     match: Match | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Target:
-        if sum(x is not None for x in (self.category, self.theme, self.match)) != 1:
-            raise ValueError("target 须恰好指定 category、theme 或 match 之一")
+        if sum(x is not None for x in (self.category, self.categories, self.theme, self.match)) != 1:
+            raise ValueError("target 须恰好指定 category、categories、theme 或 match 之一")
         return self
 
 
@@ -252,6 +253,9 @@ class Minimum(RuleBase):
     measure: Literal["credits", "earned_credits", "hours", "count"] = "credits"
     min: Decimal
     applies_to: TeacherMatch = {}
+    # a yearly minimum that the cycle verdict also needs in every required year;
+    # unset = the cycle's requires_every_year
+    binds_cycle: bool | None = None
 
 
 class PartialCycle(RuleBase):
@@ -263,6 +267,9 @@ class PartialCycle(RuleBase):
     per_year: Decimal | None = None
     structure: Literal["total_only", "prorate"]
     pre_start_records: Literal["count", "exclude"] = "count"
+    # when this rule's applies_to matches, it alone decides (北京 第十四条: a new
+    # teacher who also transferred follows 第十三条), even if it shortens nothing
+    exclusive: bool = False
 
     @model_validator(mode="after")
     def _per_year(self) -> PartialCycle:
@@ -368,9 +375,16 @@ class Option(Strict):
         return self
 
 
+class ByOption(Strict):
+    """A value chosen by an option: ``{by_option: cycle_anchor, values: {"2009": 2009}}``."""
+
+    by_option: str
+    values: dict[str, int]
+
+
 class Cycle(Strict):
     years: int = Field(ge=1, le=10)
-    first_year: int
+    first_year: int | ByOption
     # the cycle verdict also needs every required year to pass
     requires_every_year: bool = False
     cite: Cite | list[Cite]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xuefen.engine.evaluate import _describe_match, cite_text
+from xuefen.engine.evaluate import _describe_match, cite_text, cycle_first_year, resolve_options
 from xuefen.numbers import fmt
 from xuefen.policy.schema import (
     Cap,
@@ -77,7 +77,7 @@ def show_text(policy: Policy) -> str:
         f"{p.name}（{p.id}）",
         f"辖区：{p.jurisdiction.name}（{p.jurisdiction.code}）  适用：{p.applies_to}",
         f"依据：{p.source.document}（{p.source.file}）",
-        f"有效期：{eff}  周期：{p.cycle.years}年，始于{p.cycle.first_year}年"
+        f"有效期：{eff}  周期：{p.cycle.years}年，始于{cycle_first_year(p, resolve_options(p, {}))}年"
         + ("，周期内每年均须达标" if p.cycle.requires_every_year else ""),
         "类别：" + "、".join(c.id + (f"（主题：{'、'.join(c.themes)}）" if c.themes else "") for c in p.categories),
         "",
