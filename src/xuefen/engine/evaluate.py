@@ -746,7 +746,9 @@ class Evaluator:
             group = [ln for ln in group if not ln.excluded]
             before = sum((amounts[ln.idx] for ln in group), ZERO)
             if cap.highest_only and group:
-                best = max(group, key=lambda ln: (amounts[ln.idx], [-ord(ch) for ch in ln.record.id]))
+                # group is in canonical order and max() keeps the first maximum:
+                # among equal amounts the earliest record counts
+                best = max(group, key=lambda ln: amounts[ln.idx])
                 for ln in group:
                     if ln is not best and amounts[ln.idx] > 0:
                         steps.append(Step("cap", f"{where}{ln.record.title or ln.record.id} 不重复计分：{cap.label}",
