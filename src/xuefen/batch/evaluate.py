@@ -257,7 +257,13 @@ def canonicalise(df: pl.DataFrame, name: str = "") -> pl.DataFrame:
         if col not in df.columns:
             continue
         mapping = {variant: canon for canon, variants in vocab.ENUMS[enum].items() for variant in (canon, *variants)}
-        values = df.get_column(col).cast(pl.Utf8).str.strip_chars()
+        series = df.get_column(col)
+        if isinstance(series.dtype, (pl.Categorical, pl.Enum)):
+            # dictionary-encoded: check the dictionary, not a hundred million rows
+            cats = [c for c in series.unique().cast(pl.Utf8).to_list() if c is not None]
+            if all(c in vocab.ENUMS[enum] for c in cats):
+                continue  # already canonical; expressions compare categoricals directly
+        values = series.cast(pl.Utf8).str.strip_chars()
         unknown = values.filter(values.is_not_null() & ~values.is_in(list(mapping))).unique().to_list()
         for value in unknown[:5]:
             problems.append(Problem(f"“{value}”不是可识别的取值", file=name or None, column=col))
@@ -304,23 +310,20 @@ def _exact_milli(df: pl.DataFrame) -> pl.Expr:
 
 
 def _route_mask(df: pl.DataFrame, comp: _Compiled) -> pl.Series:
-    """Per row: does this row's teacher need the per-teacher engine?"""
+    """Per row: does this row's teacher need the per-teacher engine?  Only the
+    rule kinds without a batch form, for the teachers they concern."""
     ev = comp.ev
     reasons: list[pl.Expr] = [~_exact_milli(df)]
-    # joining during the cycle changes which years are required (partial cycles too)
-    reasons.append(pl.col("hired_year").fill_null(0) >= comp.cycle_start)
-    reasons.append(pl.col("transfer_in_year").fill_null(0) >= comp.cycle_start)
-    if ev.leaves or any(a.require_leave for a in ev.attributions):
-        reasons.append(pl.col("leaves").is_not_null() & (pl.col("leaves").cast(pl.Utf8).str.len_chars() > 0))
     for a in ev.attributions:
         reasons.append(comp.match(a.when) & pl.col(a.field).is_not_null())
     for c in ev.completions:
         reasons.append(comp.match(c.when))
     for p in ev.penalties:
         reasons.append(comp.match(p.when))
-    for m in ev.minimums:
-        if m.scope == "hire_year":
-            reasons.append(pl.col("hired_year").is_not_null() & (pl.col("hired_year") >= comp.cycle_start))
+    for lr in ev.leaves:
+        for lm in lr.year_minimums:
+            if not (lm.target == "total" or (isinstance(lm.target, Target) and lm.target.category)):
+                reasons.append(pl.col("leaves").is_not_null())
     row = pl.any_horizontal(reasons)
     dup = pl.col("record_id").is_duplicated().over("teacher_id")
     flagged = df.select((row | dup).any().over("teacher_id").alias("r")).get_column("r")
@@ -458,21 +461,32 @@ class _Scope:
     reqs: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]  # (rule, applies[groups], min, actual)
 
 
+Req = tuple[Any, np.ndarray, np.ndarray]  # (minimum rule, applies per group, required thousandths per group)
+
+
+def _milli_of(value: Decimal) -> int:
+    f = _frac(value) * 1000
+    if f.denominator != 1:
+        raise InputError(f"政策数值 {value} 超过千分位精度")
+    return int(f)
+
+
 def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np.ndarray, gkey: np.ndarray,
-           n_groups: int, teacher_of_group: np.ndarray, tmasks: dict[str, np.ndarray],
-           tmatch: dict[str, np.ndarray], caps_only: bool = False) -> _Scope:
+           n_groups: int, reqs: list[Req], transfer_on: dict[str, np.ndarray],
+           tmatch: dict[str, np.ndarray]) -> _Scope:
+    """Caps, transfers and minimums of one scope (years or the cycle) for all
+    groups at once; ``amount`` is updated in place by the caps."""
     ev = comp.ev
     ncat = len(comp.categories)
     cat = lines["cat"]
     excluded = lines["excluded"]
     gid, starts = _segments(gkey)
-    group_of_line = gid
     # the keys are dense group numbers for the scope: map to 0..n_groups-1
     group_index = gkey[starts] if len(starts) else np.zeros(0, dtype=np.int64)
     caps = [c for c in ev.caps if c.scope == scope]
     caps.sort(key=lambda c: c.share_of_total is not None)
     for cap in caps:
-        mask = _target_mask(cap.target, lines, tmatch, cap.id) & ~excluded
+        mask = tmatch[cap.id] & ~excluded
         limit: np.ndarray | int | None = None
         if cap.max is not None:
             mx = _frac(cap.max) * 1000
@@ -484,45 +498,25 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
             allowed = (others * s.numerator) // (s.denominator - s.numerator)
             limit = allowed if limit is None else np.minimum(allowed, limit)
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
-    keys = group_index[group_of_line] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
+    keys = group_index[gid] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
     live = ~excluded
     counted = np.rint(np.bincount(keys[live], weights=amount[live], minlength=n_groups * ncat)).astype(np.int64)
     counted = counted.reshape(n_groups, ncat)
     earned = np.rint(np.bincount(keys[live], weights=lines["milli"][live], minlength=n_groups * ncat)).astype(np.int64)
     earned = earned.reshape(n_groups, ncat)
-    if caps_only:
-        return _Scope(counted, earned, [])
-    # requirements (routed teachers aside, minimums are the policy's own numbers)
-    waived: dict[str, np.ndarray] = {}
-    for w in ev.waives:
-        for rid in w.rules:
-            waived[rid] = waived.get(rid, np.zeros(len(teacher_of_group), dtype=bool)) | tmasks[f"waive:{w.id}"][teacher_of_group]
-    reqs = []
+    # the engine's transfers reserve each category's minimum as it applies to the group
     mins: dict[str, np.ndarray] = {}
-    for m in ev.minimums:
-        if m.scope != scope:
-            continue
-        applies = tmasks[f"min:{m.id}"][teacher_of_group].copy()
-        if m.id in waived:
-            applies &= ~waived[m.id]
-        value = int(_frac(m.min) * 1000) if (_frac(m.min) * 1000).denominator == 1 else None
-        if value is None:
-            raise InputError(f"最低要求 {m.id} 超过千分位精度")
-        req = np.where(applies, value, 0)
-        reqs.append((m, applies, req))
+    for m, applies, req in reqs:
         if isinstance(m.target, Target) and m.target.category and m.measure == "credits":
-            mins[m.target.category] = np.where(applies, value, mins.get(m.target.category, 0))
+            mins[m.target.category] = np.where(applies, req, mins.get(m.target.category, 0))
     for tr in ev.transfers:
         if tr.scope not in (scope, "both"):
             continue
-        on = tmasks[f"tr:{tr.id}"][teacher_of_group]
+        on = transfer_on[tr.id]
         to = comp.cat_index[tr.to]
         for src in tr.from_:
             si = comp.cat_index[src]
-            if tr.above is not None:
-                reserve: Any = int(_frac(tr.above) * 1000)
-            else:
-                reserve = mins.get(src, 0)
+            reserve: Any = _milli_of(tr.above) if tr.above is not None else mins.get(src, 0)
             available = np.maximum(0, counted[:, si] - reserve)
             if tr.mode == "overflow":
                 move = available
@@ -537,13 +531,6 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
         actual = _measure(comp, m, lines, amount, counted, gid, len(starts), group_index, n_groups, tmatch)
         out.append((m, applies, req, actual))
     return _Scope(counted, earned, out)
-
-
-def _target_mask(target: Target | str, lines: dict[str, np.ndarray], tmatch: dict[str, np.ndarray],
-                 rid: str) -> np.ndarray:
-    if isinstance(target, str):
-        return np.ones(len(lines["cat"]), dtype=bool)
-    return tmatch[rid]
 
 
 def _measure(comp: _Compiled, m: Any, lines: dict[str, np.ndarray], amount: np.ndarray, counted: np.ndarray,
@@ -616,6 +603,8 @@ def _teacher_masks(comp: _Compiled, teachers: pl.DataFrame) -> dict[str, np.ndar
         exprs.append(comp.teacher_match(w.applies_to).alias(f"waive:{w.id}"))
     for tr in ev.transfers:
         exprs.append(comp.teacher_match(tr.applies_to).alias(f"tr:{tr.id}"))
+    for pc in ev.partials:
+        exprs.append(comp.teacher_match(pc.applies_to).alias(f"pc:{pc.id}"))
     if not exprs:
         return {}
     # with_columns broadcasts a literal (an empty applies_to) to every teacher
@@ -666,59 +655,161 @@ def _run_routed(comp: _Compiled, df: pl.DataFrame) -> tuple[list[dict[str, Any]]
     return teachers_out, years_out
 
 
+def _leave_table(teachers: pl.DataFrame) -> dict[int, list[tuple[int, str]]]:
+    """teacher index -> [(year, kind)] for the few teachers with leave."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    leaves = teachers.get_column("leaves").cast(pl.Utf8)
+    for i, text in enumerate(leaves.to_list()):
+        if text:
+            out[i] = [(lv.year, lv.kind) for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves]
+    return out
+
+
 def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     ev = comp.ev
     df = _prepare(df, comp)
     routed_rows = _route_mask(df, comp)
     routed_df = df.filter(routed_rows)
     df = df.filter(~routed_rows)
-    teacher_cols = ["teacher_id", *TEACHER_COLUMNS, *[c for c in UNIT_COLUMNS if c in df.columns]]
+    teacher_cols = ["teacher_id", *TEACHER_COLUMNS, "leaves", *[c for c in UNIT_COLUMNS if c in df.columns]]
     teachers = df.select(teacher_cols).unique(subset="teacher_id", keep="first", maintain_order=True)
     n_t = teachers.height
     df = df.join(teachers.select("teacher_id").with_row_index("__t"), on="teacher_id", how="left")
-    targets = _milli_target_masks(comp)
-    lines_df = _lines(df, comp, targets) if n_t else pl.DataFrame()
-    years = list(range(comp.cycle_start, comp.last_year + 1))
+    lines_df = _lines(df, comp, _milli_target_masks(comp)) if n_t else pl.DataFrame()
+    years = np.arange(comp.cycle_start, comp.last_year + 1, dtype=np.int64)
     n_y = len(years)
+    ncs = comp.policy.cycle.years
     tmasks = _teacher_masks(comp, teachers)
+
+    # --- per teacher: when her cycle starts (partial_cycle), leave years
+    hired = teachers.get_column("hired_year").cast(pl.Int64).fill_null(-1).to_numpy()
+    transfer = teachers.get_column("transfer_in_year").cast(pl.Int64).fill_null(-1).to_numpy()
+    p_idx = np.full(n_t, -1, dtype=np.int64)
+    begin = np.zeros(n_t, dtype=np.int64)
+    decided = np.zeros(n_t, dtype=bool)
+    for i, pc in enumerate(ev.partials):
+        pm = tmasks[f"pc:{pc.id}"] & ~decided
+        base = transfer if pc.start == "transfer_in_year" else hired
+        b = base + 1 if pc.start == "hired_year_next" else base
+        hit = pm & (base >= 0) & (b > comp.cycle_start)
+        p_idx[hit] = i
+        begin[hit] = b[hit]
+        decided |= hit
+        if pc.exclusive:
+            decided |= pm
+    partial = p_idx >= 0
+    n_owed = np.where(partial, np.maximum(0, comp.cycle_end - begin + 1), 0)
+    start = np.where(partial, begin, np.maximum(comp.cycle_start, np.maximum(hired, transfer)))
+    excl_pre = partial & np.isin(p_idx, [i for i, pc in enumerate(ev.partials) if pc.pre_start_records == "exclude"])
+    leaves = _leave_table(teachers)
+    leave_idx = np.full((n_t, n_y), -1, dtype=np.int64)
+    leave_years: dict[int, np.ndarray] = {}
+    for li, lr in enumerate(ev.leaves):
+        counts = np.zeros(n_t, dtype=np.int64)
+        for t, items in leaves.items():
+            counts[t] = len({y for y, k in items if k in lr.kinds and comp.cycle_start <= y <= comp.cycle_end})
+            for y, k in items:
+                if k in lr.kinds and comp.cycle_start <= y <= comp.last_year and leave_idx[t, y - comp.cycle_start] < 0:
+                    leave_idx[t, y - comp.cycle_start] = li
+        leave_years[li] = counts
+    required = years[None, :] >= start[:, None]
+    has_hire_minimums = any(m.scope == "hire_year" for m in ev.minimums)
+    hire_only = ~required & (years[None, :] == hired[:, None]) & has_hire_minimums
+    in_leave = (leave_idx >= 0) & required & ~hire_only
+
+    # --- lines as arrays
     if lines_df.height:
         lines = {
             "t": lines_df.get_column("__t").to_numpy().astype(np.int64),
             "y": (lines_df.get_column("year").to_numpy().astype(np.int64) - comp.cycle_start),
-            "cat": lines_df.get_column("__cat").replace_strict(comp.cat_index, return_dtype=pl.Int64).to_numpy(),
+            "cat": lines_df.get_column("__cat").cast(pl.Utf8).replace_strict(comp.cat_index, return_dtype=pl.Int64)
+            .to_numpy(),
             "milli": lines_df.get_column("__milli").to_numpy().astype(np.int64),
             "excluded": lines_df.get_column("__excluded").to_numpy().astype(bool),
             "passed": lines_df.get_column("__passed").to_numpy().astype(bool),
             "hours": lines_df.get_column(_milli("hours")).fill_null(0).to_numpy().astype(np.int64),
             "rec": lines_df.get_column("__rec").to_numpy().astype(np.int64),
         }
-        theme = lines_df.get_column("__theme")
-        tmatch: dict[str, np.ndarray] = {}
-        rules: list[Cap | Minimum] = [*ev.caps, *ev.minimums]
-        for rule in rules:
-            t = rule.target
-            if not isinstance(t, Target):
-                continue
-            if t.match is not None:
-                tmatch[rule.id] = lines_df.get_column(f"__m:{rule.id}").to_numpy().astype(bool)
-            elif t.theme is not None:
-                tmatch[rule.id] = (theme == t.theme).fill_null(False).to_numpy().astype(bool)
-            elif t.category is not None:
-                tmatch[rule.id] = lines["cat"] == comp.cat_index[t.category]
-            elif t.categories is not None:
-                tmatch[rule.id] = np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+        theme = lines_df.get_column("__theme").cast(pl.Utf8)
     else:
         lines = {k: np.zeros(0, dtype=np.int64) for k in ("t", "y", "cat", "milli", "hours", "rec")}
         lines["excluded"] = np.zeros(0, dtype=bool)
         lines["passed"] = np.zeros(0, dtype=bool)
-        tmatch = {rule.id: np.zeros(0, dtype=bool) for rule in [*ev.caps, *ev.minimums]}
+        theme = pl.Series([], dtype=pl.Utf8)
+    synthetic = _leave_minimums(comp)
+    tmatch = _line_targets(comp, lines, lines_df, theme, synthetic)
+    in_cycle = ~(excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < start[lines["t"]]))
+    year_pick = np.flatnonzero(in_cycle | hire_only[lines["t"], lines["y"]])
+    cycle_pick = np.flatnonzero(in_cycle)
+
+    # --- years
+    t_of_year = np.repeat(np.arange(n_t), n_y)
+    y_of_year = np.tile(np.arange(n_y), n_t)
+    req_flat = required.reshape(-1)
+    hire_flat = hire_only.reshape(-1)
+    leave_flat = in_leave.reshape(-1)
+    leave_idx_flat = leave_idx.reshape(-1)
+    waived = _waived(comp, tmasks, n_t)
+    year_reqs: list[Req] = []
+    for m in ev.minimums:
+        base = tmasks[f"min:{m.id}"][t_of_year] & ~waived.get(m.id, np.zeros(n_t, dtype=bool))[t_of_year]
+        if m.scope == "year":
+            applies = base & req_flat & ~leave_flat & ~hire_flat
+        elif m.scope == "hire_year":
+            applies = base & (years[y_of_year] == hired[t_of_year]) & (req_flat | hire_flat) & ~leave_flat
+        else:
+            continue
+        year_reqs.append((m, applies, np.where(applies, _milli_of(m.min), 0)))
+    for li, syns in synthetic.items():
+        for syn in syns:
+            applies = leave_flat & (leave_idx_flat == li)
+            year_reqs.append((syn, applies, np.where(applies, _milli_of(syn.min), 0)))
+    year_lines = {k: v[year_pick] for k, v in lines.items()}
+    year_amount = lines["milli"][year_pick].copy()
+    year_scope = _scope(comp, "year", year_lines, year_amount, year_lines["t"] * n_y + year_lines["y"], n_t * n_y,
+                        year_reqs, {tr.id: tmasks[f"tr:{tr.id}"][t_of_year] for tr in ev.transfers},
+                        {k: v[year_pick] for k, v in tmatch.items()})
     amount = lines["milli"].copy()
-    # years: groups (teacher, year); every teacher has every year of the range
-    year_key = lines["t"] * n_y + lines["y"]
-    year_scope = _scope(comp, "year", lines, amount, year_key, n_t * n_y, np.repeat(np.arange(n_t), n_y),
-                        tmasks, tmatch)
-    cycle_scope = _scope(comp, "cycle", lines, amount, lines["t"], n_t, np.arange(n_t), tmasks, tmatch)
-    # verdicts
+    amount[year_pick] = year_amount  # year caps carry into the cycle
+
+    # --- cycle
+    cycle_reqs: list[Req] = []
+    for m in ev.minimums:
+        if m.scope != "cycle":
+            continue
+        applies = tmasks[f"min:{m.id}"] & ~waived.get(m.id, np.zeros(n_t, dtype=bool))
+        value = np.full(n_t, _milli_of(m.min), dtype=np.int64)
+        if m.measure == "credits":
+            for i, pc in enumerate(ev.partials):
+                sel = p_idx == i
+                if not sel.any():
+                    continue
+                n = n_owed[sel]
+                if pc.structure == "total_only":
+                    if m.target == "total":
+                        assert pc.per_year is not None
+                        value[sel] = _milli_of(pc.per_year) * n
+                    else:
+                        applies = applies & ~sel
+                elif m.target == "total" and pc.per_year is not None:
+                    value[sel] = _milli_of(pc.per_year) * n
+                else:
+                    base_m = _milli_of(m.min)
+                    value[sel] = (2 * base_m * n + ncs) // (2 * ncs)
+            key = "total" if m.target == "total" else (m.target.category if isinstance(m.target, Target) else None)
+            if key is not None:
+                for li, lr in enumerate(ev.leaves):
+                    cut = lr.cycle_reduction.get(key)
+                    if cut:
+                        n_leave = leave_years[li]
+                        value = np.where(n_leave > 0, np.maximum(0, value - _milli_of(cut) * n_leave), value)
+        cycle_reqs.append((m, applies, np.where(applies, value, 0)))
+    cycle_lines = {k: v[cycle_pick] for k, v in lines.items()}
+    cycle_scope = _scope(comp, "cycle", cycle_lines, amount[cycle_pick], cycle_lines["t"], n_t, cycle_reqs,
+                         {tr.id: tmasks[f"tr:{tr.id}"] for tr in ev.transfers},
+                         {k: v[cycle_pick] for k, v in tmatch.items()})
+
+    # --- verdicts
     every = comp.policy.cycle.requires_every_year
     passed = np.ones(n_t, dtype=bool)
     for _m, applies, req, actual in cycle_scope.reqs:
@@ -746,7 +837,7 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
     year_passed = [bool(ok) if has else None for ok, has in zip(year_ok, year_has, strict=True)]
     years_df = pl.DataFrame({
         "teacher_id": np.repeat(teachers.get_column("teacher_id").to_numpy(), n_y),
-        "year": np.tile(np.array(years, dtype=np.int64), n_t),
+        "year": np.tile(years, n_t),
         "passed": pl.Series(year_passed, dtype=pl.Boolean),
         "total_milli": year_scope.counted.sum(axis=1),
     }) if n_t else pl.DataFrame(schema={"teacher_id": pl.Utf8, "year": pl.Int64, "passed": pl.Boolean,
@@ -759,6 +850,44 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
         out = pl.concat([out, routed_out.select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, pl.DataFrame(y_rows, schema=years_df.schema)], how="vertical_relaxed")
     return out, years_df
+
+
+def _leave_minimums(comp: _Compiled) -> dict[int, list[Minimum]]:
+    """The engine's synthetic minimums of each leave_year rule."""
+    out: dict[int, list[Minimum]] = {}
+    for li, lr in enumerate(comp.ev.leaves):
+        out[li] = [Minimum(kind="minimum", id=f"{lr.id}#{k + 1}", label=lr.label, cite=lr.cite, scope="year",
+                           target=lm.target, min=lm.min) for k, lm in enumerate(lr.year_minimums)]
+    return out
+
+
+def _waived(comp: _Compiled, tmasks: dict[str, np.ndarray], n_t: int) -> dict[str, np.ndarray]:
+    waived: dict[str, np.ndarray] = {}
+    for w in comp.ev.waives:
+        for rid in w.rules:
+            waived[rid] = waived.get(rid, np.zeros(n_t, dtype=bool)) | tmasks[f"waive:{w.id}"]
+    return waived
+
+
+def _line_targets(comp: _Compiled, lines: dict[str, np.ndarray], lines_df: pl.DataFrame, theme: pl.Series,
+                  synthetic: dict[int, list[Minimum]]) -> dict[str, np.ndarray]:
+    """Per rule with a target: which lines it covers (before the excluded filter)."""
+    tmatch: dict[str, np.ndarray] = {}
+    rules: list[Cap | Minimum] = [*comp.ev.caps, *comp.ev.minimums, *(m for ms in synthetic.values() for m in ms)]
+    for rule in rules:
+        t = rule.target
+        if not isinstance(t, Target):
+            continue
+        if t.match is not None:
+            tmatch[rule.id] = (lines_df.get_column(f"__m:{rule.id}").to_numpy().astype(bool) if lines_df.height
+                               else np.zeros(0, dtype=bool))
+        elif t.theme is not None:
+            tmatch[rule.id] = (theme == t.theme).fill_null(False).to_numpy().astype(bool)
+        elif t.category is not None:
+            tmatch[rule.id] = lines["cat"] == comp.cat_index[t.category]
+        elif t.categories is not None:
+            tmatch[rule.id] = np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+    return tmatch
 
 
 def _unit_rates(teachers: pl.DataFrame) -> pl.DataFrame:
