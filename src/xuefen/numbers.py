@@ -8,6 +8,7 @@ never enter: readers parse numbers from their text.
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
 
@@ -58,6 +59,7 @@ def fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+@functools.cache
 def share(value: str) -> Fraction:
     """A share such as "1/3" or "0.25" as an exact fraction."""
     return Fraction(value.strip())

@@ -147,3 +147,19 @@ def test_audit_log_is_append_only(world: World) -> None:
         entry.save()
     with pytest.raises(PermissionError):
         entry.delete()
+
+
+def test_audit_log_refuses_bulk_changes(world: World) -> None:
+    r = world.record("alice")
+    ledger.transition(act(world, "bob"), r.pk, "school_approve")
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.all().update(comment="改写")
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.all().delete()
+    assert AuditEntry.objects.count() == 1
+
+
+def test_an_outsider_learns_nothing_from_a_stale_version(world: World) -> None:
+    r = world.record("alice")
+    with pytest.raises(ledger.Denied):
+        ledger.transition(act(world, "wes"), r.pk, "school_approve", expected_version=r.version + 5)

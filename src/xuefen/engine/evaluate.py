@@ -204,8 +204,16 @@ def cite_text(policy: Policy, cites: Iterable[Cite]) -> str:
     return "；".join(parts)
 
 
+_CITES: dict[tuple[int, int], tuple[RuleBase, str]] = {}
+
+
 def _cite(policy: Policy, rule: RuleBase) -> str:
-    return cite_text(policy, rule.cites)
+    # built once per rule: the text is the same for every record and teacher
+    hit = _CITES.get((id(policy), id(rule)))
+    if hit is None or hit[0] is not rule:
+        hit = (rule, cite_text(policy, rule.cites))
+        _CITES[(id(policy), id(rule))] = hit
+    return hit[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +313,23 @@ def _compile(match: dict[str, Any]) -> Callable[[Context, Record | None], bool]:
     return lambda ctx, record: all(test(get(ctx, record)) for get, test in tests)
 
 
-def matches(ctx: Context, match: dict[str, Any] | None, record: Record | None) -> bool:
+def _always(ctx: Context, record: Record | None) -> bool:
+    return True
+
+
+def compiled(match: dict[str, Any] | None) -> Callable[[Context, Record | None], bool]:
+    """The match as a function, built once per mapping."""
     if not match:
-        return True
+        return _always
     hit = _COMPILED.get(id(match))
     if hit is None or hit[0] is not match:
         hit = (match, _compile(match))
         _COMPILED[id(match)] = hit
-    return hit[1](ctx, record)
+    return hit[1]
+
+
+def matches(ctx: Context, match: dict[str, Any] | None, record: Record | None) -> bool:
+    return compiled(match)(ctx, record)
 
 
 def teacher_matches(ctx: Context, match: dict[str, Any]) -> bool:
@@ -491,6 +508,7 @@ class Evaluator:
         self.conversions: list[Conversion] = kind(Conversion)
         # built once: all_outputs() constructs models, too slow per record
         self._outputs = {c.id: c.all_outputs() for c in self.conversions}
+        self._dispatch_field, self._dispatch, self._undispatched = _dispatch_table(self.conversions)
         self.gates: list[Gate] = kind(Gate)
         self.excludes: list[Exclude] = kind(Exclude)
         self.multipliers: list[Multiplier] = kind(Multiplier)
@@ -506,6 +524,12 @@ class Evaluator:
         self.category_ids = [c.id for c in policy.categories]
         self.first_year = cycle_first_year(policy, self.options)
         self._has_hire_year_minimums = any(m.scope == "hire_year" for m in self.minimums)
+        # the per-record hot path calls these directly
+        self._conv_test = {c.id: compiled(c.when) for c in self.conversions}
+        self._gate_tests = [(g, compiled(g.when), compiled(g.require) if g.require is not None else None,
+                             share(g.max_absence_share) if g.max_absence_share else None) for g in self.gates]
+        self._exclude_tests = [(e, compiled(e.when)) for e in self.excludes]
+        self._multiplier_tests = [(m, compiled(m.when)) for m in self.multipliers]
 
     # -- cycle
 
@@ -536,12 +560,11 @@ class Evaluator:
             year = int(target)
             break
         failed_gate: Gate | None = None
-        for gate in self.gates:
-            if not matches(ctx, gate.when, record):
+        for gate, when, require, limit in self._gate_tests:
+            if not when(ctx, record):
                 continue
-            ok = matches(ctx, gate.require, record) if gate.require is not None else True
-            if ok and gate.max_absence_share is not None:
-                limit = share(gate.max_absence_share)
+            ok = require(ctx, record) if require is not None else True
+            if ok and limit is not None:
                 absent = record.absent_hours or ZERO
                 if record.hours and Fraction(absent) / Fraction(record.hours) > limit:
                     ok = False
@@ -549,11 +572,14 @@ class Evaluator:
                 failed_gate = gate
                 break
         head = f"{year}年 {record.title or record.id}"
-        conversion = next((c for c in self.conversions if matches(ctx, c.when, record)), None)
+        key = ctx.record_value(record, self._dispatch_field) if self._dispatch_field else None
+        candidates = self._dispatch.get(key, self._undispatched) if isinstance(key, str) else self._undispatched
+        tests = self._conv_test
+        conversion = next((c for c in candidates if tests[c.id](ctx, record)), None)
         if conversion is None:
             steps.append(Step("conversion", f"{head}：没有适用的换算规则，本记录不计学分", record=record.id))
             return RecordResult(record.id, year, ZERO, None, [], steps, gate_passed=failed_gate is None)
-        excluded_by = next((e for e in self.excludes if matches(ctx, e.when, record)), None)
+        excluded_by = next((e for e, test in self._exclude_tests if test(ctx, record)), None)
         lines: list[Line] = []
         for k, out in enumerate(self._outputs[conversion.id]):
             category = self._output_category(out, record)
@@ -581,8 +607,8 @@ class Evaluator:
                 continue
             steps.append(Step("conversion", f"{head} {conversion.label}：{text}，计入{category}{'·' + theme if theme else ''}",
                               rule=conversion.id, cite=_cite(p, conversion), record=record.id))
-            for m in self.multipliers:
-                if matches(ctx, m.when, record):
+            for m, test in self._multiplier_tests:
+                if test(ctx, record):
                     new = value * m.factor
                     steps.append(Step("multiplier", f"{m.label}：{fmt(q(value))} × {fmt(m.factor)} = {fmt(q(new))}学分",
                                       rule=m.id, cite=_cite(p, m), record=record.id))
@@ -987,6 +1013,37 @@ def raise_dup(record_id: str) -> None:
     from xuefen.errors import InputError, Problem
 
     raise InputError(Problem(f"记录编号 {record_id} 重复", column="id"))
+
+
+def _dispatch_table(conversions: list[Conversion]) -> tuple[str | None, dict[str, list[Conversion]], list[Conversion]]:
+    """Index the conversions by the record field most of them test for equality
+    (usually ``form``), so a record is matched only against the conversions
+    that could apply to it — in their declared order, so the first match is
+    the same as scanning them all."""
+    counts: dict[str, int] = {}
+    for c in conversions:
+        for key, expected in c.when.items():
+            if not key.startswith("teacher.") and _plain_strings(expected):
+                counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None, {}, list(conversions)
+    field = max(counts, key=lambda k: counts[k])
+    values = sorted({v for c in conversions if _plain_strings(c.when.get(field))
+                     for v in (c.when[field] if isinstance(c.when[field], list) else [c.when[field]])})
+    undispatched = [c for c in conversions if not _plain_strings(c.when.get(field))]
+    table = {
+        value: [c for c in conversions
+                if not _plain_strings(c.when.get(field))
+                or value in (c.when[field] if isinstance(c.when[field], list) else [c.when[field]])]
+        for value in values
+    }
+    return field, table, undispatched
+
+
+def _plain_strings(expected: Any) -> bool:
+    if isinstance(expected, str):
+        return True
+    return isinstance(expected, list) and bool(expected) and all(isinstance(v, str) for v in expected)
 
 
 def cycle_first_year(policy: Policy, options: dict[str, str]) -> int:

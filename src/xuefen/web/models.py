@@ -224,9 +224,14 @@ class Evidence(models.Model):
 
 
 class ImportBatch(models.Model):
+    """One uploaded roster file, in two phases (services.imports): validated
+    as a whole (VALIDATING → INVALID or VALID), then, when the uploader
+    confirms, written in one transaction (WRITING → DONE)."""
+
     class State(models.TextChoices):
         VALIDATING = "validating", _("校验中")
         INVALID = "invalid", _("有错误")
+        VALID = "valid", _("待确认")
         WRITING = "writing", _("写入中")
         DONE = "done", _("已完成")
 
@@ -240,6 +245,14 @@ class ImportBatch(models.Model):
     created_rows = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The uploaded file as received: phase 2 (and the background task) reads
+    # it again, so what is written is exactly what was validated.
+    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    # 课程学时 given on the upload form: no row may claim more hours.
+    course_hours = models.DecimalField(_("课程学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
 
 
 class TeacherResult(models.Model):
@@ -259,9 +272,20 @@ class TeacherResult(models.Model):
     computed_at = models.DateTimeField(auto_now=True)
 
 
+class AppendOnlyQuerySet(models.QuerySet["AuditEntry"]):
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("审计日志只能追加，不能修改")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("审计日志不能删除")
+
+
 class AuditEntry(models.Model):
-    """Append-only: rows are inserted by services.audit.record and never
-    updated or deleted (enforced here and, on PostgreSQL, by a trigger)."""
+    """Append-only: rows are inserted by services.audit.log and never
+    updated or deleted (enforced here, for single rows and querysets, and on
+    PostgreSQL by a trigger)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

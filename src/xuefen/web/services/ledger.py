@@ -167,8 +167,12 @@ def enter_school_record(actor: Actor, teacher: Teacher, facts: dict[str, Any]) -
     return record
 
 
-def _locked(record_id: int, expected_version: int | None) -> Record:
+def _locked(record_id: int, expected_version: int | None, actor: Actor | None = None, action: str = "") -> Record:
+    """The record, row-locked.  Scope is checked before the version, so a
+    stale-version answer never tells an outsider that a record exists."""
     record = Record.objects.select_for_update().select_related("teacher__school").get(pk=record_id)
+    if actor is not None and not perm.can_transition(actor.user, record, action):
+        raise Denied("无权处理该记录")
     if expected_version is not None and record.version != expected_version:
         raise Conflict("该记录已被他人处理，请刷新后再试")
     return record
@@ -180,9 +184,7 @@ def transition(actor: Actor, record_id: int, action: str, expected_version: int 
     """school_approve / district_approve / certify."""
     if action not in perm.TRANSITIONS:
         raise ServiceError(f"未知操作 {action}")
-    record = _locked(record_id, expected_version)
-    if not perm.can_transition(actor.user, record, action):
-        raise Denied("无权处理该记录")
+    record = _locked(record_id, expected_version, actor, action)
     step = perm.TRANSITIONS[action]
     if record.status != step["from"]:
         raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能执行该操作")
@@ -202,9 +204,7 @@ def transition(actor: Actor, record_id: int, action: str, expected_version: int 
 def return_record(actor: Actor, record_id: int, comment: str, expected_version: int | None = None) -> Record:
     if not comment.strip():
         raise ServiceError("退回须填写理由")
-    record = _locked(record_id, expected_version)
-    if not perm.can_transition(actor.user, record, "return"):
-        raise Denied("无权退回该记录")
+    record = _locked(record_id, expected_version, actor, "return")
     if record.status in (Status.REVOKED, Status.RETURNED, Status.CERTIFIED):
         raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能退回")
     before = snapshot(record)
@@ -225,9 +225,7 @@ def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], commen
     """An officer corrects the facts before approving; the teacher is told."""
     if not comment.strip():
         raise ServiceError("更正须说明理由")
-    record = _locked(record_id, expected_version)
-    if not perm.can_transition(actor.user, record, "correct"):
-        raise Denied("无权更正该记录")
+    record = _locked(record_id, expected_version, actor, "correct")
     if record.status in (Status.REVOKED, Status.CERTIFIED):
         raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能更正")
     before = snapshot(record)
@@ -253,9 +251,7 @@ def revoke_record(actor: Actor, record_id: int, reason: str, expected_version: i
     the reason stay; the teacher is re-evaluated without it."""
     if not reason.strip():
         raise ServiceError("撤销须填写理由")
-    record = _locked(record_id, expected_version)
-    if not perm.can_transition(actor.user, record, "revoke"):
-        raise Denied("无权撤销该记录")
+    record = _locked(record_id, expected_version, actor, "revoke")
     if record.status == Status.REVOKED:
         raise Conflict("记录已撤销")
     before = snapshot(record)
