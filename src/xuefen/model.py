@@ -7,13 +7,15 @@ before failing, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from xuefen import vocab
-from xuefen.errors import InputError, Problem
-from xuefen.numbers import dec
+from xuefen.errors import Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,46 +115,39 @@ _TRUE = {"是", "true", "True", "TRUE", "1", "Y", "y", "yes", "√"}
 _FALSE = {"否", "false", "False", "FALSE", "0", "N", "n", "no", "×"}
 
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_PLAIN_INT = re.compile(r"[0-9]+")
+_EXCEL_NUMBER_HINT = "应为文本，收到了数字；请把该列设置为“文本”格式后重新录入"
+
+
 def _parse_value(kind: str, field_name: str, raw: Any) -> Any:
+    """One cell or JSON value -> its typed, canonical form.  Raises ValueError
+    with a Chinese reason; never guesses (no float ever becomes a credit)."""
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         return None
     if kind == "str":
-        if isinstance(raw, float):
-            raise ValueError("应为文本，收到了数字；请把该列设置为“文本”格式")
+        if isinstance(raw, (float, Decimal)):
+            raise ValueError(_EXCEL_NUMBER_HINT)
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise ValueError("应为文本")
         return str(raw).strip()
     if kind == "enum":
-        text = str(raw).strip()
-        value = vocab.canonical(_ENUM_OF.get(field_name, field_name), text)
+        vocab_name = _ENUM_OF.get(field_name, field_name)
+        choices = "、".join(vocab.allowed(vocab_name))
+        if not isinstance(raw, str):
+            raise ValueError(f"应为文本，可选：{choices}")
+        text = raw.strip()
+        value = vocab.canonical(vocab_name, text)
         if value is None:
-            choices = "、".join(vocab.allowed(_ENUM_OF.get(field_name, field_name)))
             raise ValueError(f"“{text}”不是可识别的取值，可选：{choices}")
         return value
     if kind == "decimal":
-        if isinstance(raw, float):
-            raw = repr(raw)  # a spreadsheet cell; repr gives the shortest round-trip text
-        number = dec(raw)
-        if number < 0:
-            raise ValueError("不能为负数")
-        return number
+        return _parse_decimal(raw)
     if kind in ("int", "year"):
-        if isinstance(raw, bool):
-            raise ValueError("应为整数")
-        if isinstance(raw, float):
-            if raw != int(raw):
-                raise ValueError(f"“{raw}”不是整数")
-            raw = int(raw)
-        if isinstance(raw, str):
-            text = raw.strip().removesuffix("年")
-            if not text.isdigit():
-                raise ValueError(f"“{raw}”不是整数")
-            raw = int(text)
-        if not isinstance(raw, int):
-            raise ValueError("应为整数")
-        if kind == "year" and not 1950 <= raw <= 2100:
-            raise ValueError(f"年份 {raw} 不在 1950–2100 之间")
-        if raw < 0:
-            raise ValueError("不能为负数")
-        return raw
+        number = _parse_int(raw)
+        if kind == "year" and not 1950 <= number <= 2100:
+            raise ValueError(f"年份 {number} 不在 1950–2100 之间")
+        return number
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -163,6 +158,58 @@ def _parse_value(kind: str, field_name: str, raw: Any) -> Any:
             return False
         raise ValueError(f"“{text}”应为“是”或“否”")
     raise AssertionError(kind)
+
+
+def _parse_decimal(given: Any) -> Decimal:
+    """Hours, days and credits are exact decimals.  Text must be a plain
+    number ("24", "24.5"); a spreadsheet float is read at the 15 significant
+    digits Excel itself shows, so 24.5 stays 24.5 and 0.1+0.2 is 0.3."""
+    if isinstance(given, bool):
+        raise ValueError("应为数字，收到了“是/否”")
+    if isinstance(given, float):
+        if not math.isfinite(given):
+            raise ValueError("不是有限数字")
+        raw = Decimal(format(given, ".15g"))
+    elif isinstance(given, str):
+        text = given.strip()
+        if text.startswith("-") and _PLAIN_DECIMAL.fullmatch(text[1:]):
+            raise ValueError("不能为负数")
+        if not _PLAIN_DECIMAL.fullmatch(text):
+            raise ValueError(f"“{text}”不是数字（请写成 24 或 24.5 这样的数字）")
+        raw = Decimal(text)
+    elif isinstance(given, int):
+        raw = Decimal(given)
+    elif isinstance(given, Decimal):
+        raw = given
+    else:
+        raise ValueError("应为数字")
+    if not raw.is_finite():
+        raise ValueError("不是有限数字")
+    if raw < 0:
+        raise ValueError("不能为负数")
+    return raw
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("应为整数")
+    if isinstance(raw, (float, Decimal)):
+        finite = raw.is_finite() if isinstance(raw, Decimal) else math.isfinite(raw)
+        if not finite or raw != int(raw):
+            raise ValueError(f"“{raw}”不是整数")
+        raw = int(raw)
+    elif isinstance(raw, str):
+        text = raw.strip().removesuffix("年").strip()
+        if text.startswith("-") and _PLAIN_INT.fullmatch(text[1:]):
+            raise ValueError("不能为负数")
+        if not _PLAIN_INT.fullmatch(text):
+            raise ValueError(f"“{raw}”不是整数")
+        raw = int(text)
+    if not isinstance(raw, int):
+        raise ValueError("应为整数")
+    if raw < 0:
+        raise ValueError("不能为负数")
+    return raw
 
 
 # Record/teacher attributes whose vocabulary has another name.
@@ -176,16 +223,24 @@ def _parse_fields(
     spec: dict[str, tuple[str, str]],
     where: Callable[[str, str], Problem],
     problems: list[Problem],
+    failed: set[str] | None = None,
 ) -> dict[str, Any]:
+    """Parse the known keys of ``data``; a blank value is left out, so the
+    dataclass default applies.  Keys that failed are recorded in ``failed``."""
     out: dict[str, Any] = {}
     for key, raw in data.items():
         if key not in spec:
             continue
-        header, kind = spec[key]
+        kind = spec[key][1]
         try:
-            out[key] = _parse_value(kind, key, raw)
+            value = _parse_value(kind, key, raw)
         except (ValueError, TypeError) as exc:
             problems.append(where(key, str(exc)))
+            if failed is not None:
+                failed.add(key)
+            continue
+        if value is not None:
+            out[key] = value
     return out
 
 
@@ -196,7 +251,8 @@ def parse_teacher(
     extra = set(data) - set(TEACHER_FIELDS) - {"leaves"}
     for key in sorted(extra):
         problems.append(where(key, "未知字段"))
-    values = _parse_fields(data, TEACHER_FIELDS, where, problems)
+    failed: set[str] = set()
+    values = _parse_fields(data, TEACHER_FIELDS, where, problems, failed)
     leaves: list[Leave] = []
     raw_leaves = data.get("leaves") or []
     if not isinstance(raw_leaves, list):
@@ -212,13 +268,14 @@ def parse_teacher(
         try:
             year = _parse_value("year", "year", item.get("year"))
             kind = _parse_value("enum", "leave_kind", item.get("kind"))
-            approved = _parse_value("bool", "approved", item.get("approved", True))
+            approved = _parse_value("bool", "approved", item.get("approved"))
             if year is None or kind is None:
                 raise ValueError("请假记录须有年份（year）和类型（kind）")
-            leaves.append(Leave(year=year, kind=kind, approved=bool(approved)))
+            # an absent approval means approved (the default of Leave)
+            leaves.append(Leave(year=year, kind=kind, approved=approved is not False))
         except (ValueError, TypeError) as exc:
             problems.append(where(f"leaves[{i}]", str(exc)))
-    if not values.get("id"):
+    if not values.get("id") and "id" not in failed:
         problems.append(where("id", "缺少教师编号"))
     if problems:
         return None, problems
@@ -231,10 +288,11 @@ def parse_record(
     problems: list[Problem] = []
     for key in sorted(set(data) - set(RECORD_FIELDS)):
         problems.append(where(key, "未知字段"))
-    values = _parse_fields(data, RECORD_FIELDS, where, problems)
-    if not values.get("id"):
+    failed: set[str] = set()
+    values = _parse_fields(data, RECORD_FIELDS, where, problems, failed)
+    if not values.get("id") and "id" not in failed:
         problems.append(where("id", "缺少记录编号"))
-    if values.get("year") is None and "year" not in {p.column for p in problems}:
+    if values.get("year") is None and "year" not in failed:
         problems.append(where("year", "缺少登记年度"))
     if problems:
         return None, problems

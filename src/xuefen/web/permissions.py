@@ -58,7 +58,10 @@ def teacher_scope(user: Any) -> Q:
     if p.role in OFFICER_ROLES and p.org is not None:
         return Q(school__path__startswith=p.org.path)
     if p.role == Role.INSTITUTION_STAFF and p.org is not None:
-        return Q(records__import_batch__org=p.org)
+        # A subquery, not a join across ``records``: the join yields one row
+        # per imported record, so ``get(pk=…)`` on the scoped queryset raised
+        # MultipleObjectsReturned (a 500) for a teacher with two such records.
+        return Q(pk__in=Record.objects.filter(import_batch__org=p.org).values("teacher_id"))
     return NOTHING
 
 
@@ -127,8 +130,46 @@ def can_import(user: Any, org: Org) -> bool:
     return p.role in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER) and org.path.startswith(p.org.path)
 
 
+def import_scope(user: Any) -> Q:
+    """Import batches (``ImportBatch``) a user may see: institution staff their
+    own institution's, the officers who may import the batches into their
+    subtree (the roles of :func:`can_import`); nobody else."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role == Role.INSTITUTION_STAFF:
+        return Q(org=p.org)
+    if p.role in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER):
+        return Q(org__path__startswith=p.org.path)
+    return NOTHING
+
+
+def can_view_results(user: Any, teacher: Teacher) -> bool:
+    """The engine's verdict on a teacher: the teacher herself and the officers
+    over her school.  Institution staff see the records they imported, not the
+    teacher's standing."""
+    p = profile(user)
+    if p is None or p.role not in (Role.TEACHER, *OFFICER_ROLES):
+        return False
+    return can_view_teacher(user, teacher)
+
+
 def can_read_audit(user: Any) -> bool:
     return role(user) in (Role.AUDITOR, Role.SYSADMIN)
+
+
+def audit_scope(user: Any) -> Q:
+    """Audit entries a reader may search: the system administrator all of
+    them; an auditor those of her organisation's subtree, plus the entries
+    tied to no organisation (platform-wide events)."""
+    p = profile(user)
+    if p is None or not can_read_audit(user):
+        return NOTHING
+    if p.role == Role.SYSADMIN:
+        return Q()
+    if p.org is None:
+        return NOTHING
+    return Q(org_path__startswith=p.org.path) | Q(org_path="")
 
 
 def sees_full_id_number(user: Any) -> bool:

@@ -147,7 +147,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF tokens with an age limit; obtained only through a logged-in session.
+        "xuefen.web.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -156,10 +157,14 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
 }
+API_TOKEN_MAX_AGE_DAYS = int(os.environ.get("XUEFEN_API_TOKEN_DAYS", "90"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "xuefen API",
     "DESCRIPTION": "教师培训学分平台 REST API：记录、申报、导入与评估结果。权限与页面一致。",
     "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so multipart uploads are described as binary.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

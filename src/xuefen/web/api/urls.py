@@ -1,6 +1,18 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
+
+from xuefen.web.api import views
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("records", views.RecordViewSet, basename="api-record")
+router.register("declarations", views.DeclarationViewSet, basename="api-declaration")
+router.register("teachers", views.TeacherViewSet, basename="api-teacher")
+router.register("imports", views.ImportBatchViewSet, basename="api-import")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("token/", views.TokenView.as_view(), name="api-token"),
+    path("", include(router.urls)),
 ]

@@ -1,22 +1,103 @@
-"""The audit log: searchable by auditors (and the system administrator)."""
+"""The audit log: searchable by auditors (within their organisation's subtree)
+and the system administrator.  Read-only: nothing here writes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
+from xuefen.model import RECORD_FIELDS
 from xuefen.web import permissions as perm
-from xuefen.web.models import AuditEntry
+from xuefen.web.logmask import ID_NUMBER
+from xuefen.web.models import AuditEntry, Org, Role, mask_id_number
+
+PAGE_SIZE = 50
+
+ACTION_LABELS = {
+    "declare": "教师申报", "school_entry": "学校录入", "school_approve": "学校审核", "district_approve": "区县审核",
+    "certify": "市级认定", "return": "退回", "correct": "更正", "revoke": "撤销", "resubmit": "重新提交",
+    "spot_check": "抽检",
+}
+FIELD_LABELS = {key: label for key, (label, _kind) in RECORD_FIELDS.items()}
+FIELD_LABELS.update(uid="记录编号", status="状态", credits="学分", preset_credits="认定学分", version="版本",
+                    seed="随机种子", records="抽中记录", pool="候选记录数")
+
+
+def _day(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _show(value: Any, full_ids: bool) -> str:
+    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if full_ids else ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
+
+
+def diff(entry: AuditEntry, full_ids: bool) -> list[dict[str, Any]]:
+    """Rows (field, before, after) for a readable before/after view: for an
+    update only the fields that changed; for a creation every value set."""
+    before = entry.before if isinstance(entry.before, dict) else {}
+    after = entry.after if isinstance(entry.after, dict) else {}
+    rows = []
+    for key in list(dict.fromkeys([*before, *after])):
+        old, new = before.get(key), after.get(key)
+        if old == new or (not before and new in (None, "")):
+            continue
+        rows.append({"field": FIELD_LABELS.get(key, key), "key": key, "before": _show(old, full_ids),
+                     "after": _show(new, full_ids), "had_before": key in before, "has_after": key in after})
+    return rows
 
 
 @login_required
 def log_view(request: HttpRequest) -> HttpResponse:
     if not perm.can_read_audit(request.user):
         raise Http404
-    entries = AuditEntry.objects.all()
-    for key, lookup in (("actor", "actor_name__icontains"), ("action", "action"), ("object", "object_id")):
-        value = request.GET.get(key, "").strip()
-        if value:
-            entries = entries.filter(**{lookup: value})
-    return render(request, "xuefen/audit_log.html", {"entries": entries[:200], "params": request.GET})
+    p = perm.profile(request.user)
+    assert p is not None
+    scoped = AuditEntry.objects.filter(perm.audit_scope(request.user))
+    orgs = Org.objects.all() if p.role == Role.SYSADMIN else (p.org.subtree() if p.org else Org.objects.none())
+
+    params = {key: request.GET.get(key, "").strip() for key in
+              ("actor", "action", "object_type", "object", "org", "from", "to")}
+    entries = scoped
+    if params["actor"]:
+        entries = entries.filter(actor_name__icontains=params["actor"])
+    if params["action"]:
+        entries = entries.filter(action=params["action"])
+    if params["object_type"]:
+        entries = entries.filter(object_type=params["object_type"])
+    if params["object"]:
+        entries = entries.filter(object_id=params["object"])
+    if params["org"].isdigit():
+        org = orgs.filter(pk=int(params["org"])).first()
+        entries = entries.filter(org_path__startswith=org.path) if org else entries.none()
+    start, end = _day(params["from"]), _day(params["to"])
+    if start:
+        entries = entries.filter(at__gte=_start_of(start))
+    if end:
+        entries = entries.filter(at__lt=_start_of(end + dt.timedelta(days=1)))
+
+    page = Paginator(entries.order_by("-at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    full_ids = perm.sees_full_id_number(request.user)
+    rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "diff": diff(e, full_ids),
+             "comment": _show(e.comment, full_ids)} for e in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "xuefen/audit_log.html", {
+        "rows": rows, "page": page, "params": params, "query": query.urlencode(), "orgs": orgs,
+        "actions": [(a, ACTION_LABELS.get(a, a)) for a in sorted(set(scoped.values_list("action", flat=True)))],
+        "object_types": sorted(set(scoped.values_list("object_type", flat=True))),
+    })
