@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
 # Quick start, part 1: set up and run xuefen on its embedded defaults.
-# Lists the shipped policies, then evaluates and explains the demo teachers.
+# Creates .venv, installs the pinned dependencies, migrates an SQLite database
+# under ./var, loads the demo jurisdiction (first run only), prints one login
+# per role and serves the platform on http://127.0.0.1:8000/ (Ctrl+C stops).
+# No other server is needed: no PostgreSQL, no Redis, no broker.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
 . .venv/bin/activate
-echo "== xuefen policies"
-xuefen policies
-echo
-echo "== xuefen evaluate --policy yongji examples/yongji-teacher.json --as-of 2022-12-31"
-xuefen evaluate --policy yongji examples/yongji-teacher.json --as-of 2022-12-31 --format text || true
-echo "== xuefen plan --policy yongji examples/yongji-teacher.json --as-of 2022-06-30"
-xuefen plan --policy yongji examples/yongji-teacher.json --as-of 2022-06-30 || true
-echo "== xuefen evaluate --policy yongji examples/teachers.csv --as-of 2022-12-31"
-xuefen evaluate --policy yongji examples/teachers.csv --as-of 2022-12-31 --format text || true
+exec xuefen serve --host 127.0.0.1 --port "${PORT:-8000}"

@@ -122,3 +122,18 @@ def test_template_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, _ = run(capsys, "schema", "-o", str(tmp_path / "s.json"))
     assert code == 0
     assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["required"] == ["teacher", "records"]
+
+
+def test_batch_output_equals_the_per_teacher_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import polars as pl
+
+    csv = str(ROOT / "examples" / "teachers.csv")
+    code, out, _ = run(capsys, "evaluate", "--policy", "yongji", csv, "--as-of", "2022-12-31", "-o",
+                       str(tmp_path / "r.parquet"))
+    assert code == 1 and "3 名教师" in out
+    batch = {r["teacher_id"]: r for r in pl.read_parquet(tmp_path / "r.parquet").to_dicts()}
+    code, out, _ = run(capsys, "evaluate", "--policy", "yongji", csv, "--as-of", "2022-12-31", "--format", "json")
+    for doc in json.loads(out, parse_float=Decimal):
+        row = batch[doc["teacher"]["id"]]
+        assert Decimal(row["total_milli"]) / 1000 == doc["total"]
+        assert row["passed"] == doc["passed"]
