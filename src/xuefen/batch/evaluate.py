@@ -333,10 +333,218 @@ def _route_mask(df: pl.DataFrame, comp: _Compiled) -> pl.Series:
 # ---------------------------------------------------------------- stage 1
 
 
-def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
-    """Per record: gates, conversion, multipliers, exclusion -> credited lines."""
+CONST, HOURS, HOURS_OR_DAYS, DAYS, TOPICS, CREDITS = range(6)
+_NUMERIC = {"hours", "days", "credits", "absent_hours", "topics", "words"}
+
+
+def _referenced(comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], bool]:
+    """The columns stage 1 looks at, and whether any condition is numeric
+    (then the row-wise path is used)."""
     ev = comp.ev
+    cols: set[str] = set()
+    numeric = any(g.max_absence_share for g in ev.gates)
+    matches: list[dict[str, Any] | None] = [m for _, m in targets]
+    for g in ev.gates:
+        matches += [g.when, g.require]
+    with_when: list[Any] = [*ev.conversions, *ev.excludes, *ev.multipliers]
+    for r in with_when:
+        matches.append(r.when)
+    for m in matches:
+        for key in m or {}:
+            name = key.removeprefix("teacher.")
+            if name in _NUMERIC:
+                numeric = True
+            elif name in ("hired_in_cycle", "transferred_in_cycle"):
+                cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
+            else:
+                cols.add("__category_id" if name == "category" else name)
+    for c in ev.conversions:
+        for out in ev._outputs[c.id]:
+            if out.category == "@record":
+                cols.add("__category_id")
+            if out.theme == "@record":
+                cols.add("theme")
+            cr = out.credits
+            if cr.bands is not None:
+                numeric = True
+            if cr.by is not None:
+                if cr.by.field in _NUMERIC:
+                    numeric = True
+                cols.add(cr.by.field)
+    return sorted(cols), numeric
+
+
+def _coefficient(comp: _Compiled, c: Credits) -> tuple[int, pl.Expr, pl.Expr, int, int]:
+    """(quantity kind, coefficient numerator, denominator, days→hours num, den)
+    such that credits × 1000 = quantity × coefficient; the coefficient depends
+    only on the record's categorical facts."""
+    def lit(v: int) -> pl.Expr:
+        return pl.lit(v, dtype=pl.Int64)
+
+    dh = _frac(c.day_hours) if c.day_hours is not None else Fraction(0)
+    hours_kind = HOURS_OR_DAYS if c.day_hours is not None else HOURS
+    if c.hours_per_credit is not None:
+        r = 1 / _frac(c.hours_per_credit)
+        return hours_kind, lit(r.numerator), lit(r.denominator), dh.numerator, dh.denominator
+    if c.credits_per_hour is not None:
+        r = _frac(c.credits_per_hour)
+        return hours_kind, lit(r.numerator), lit(r.denominator), dh.numerator, dh.denominator
+    if c.fixed is not None:
+        f = _frac(c.fixed) * 1000
+        return CONST, lit(f.numerator), lit(f.denominator), 0, 1
+    if c.by is not None:
+        col, kind = comp._col(c.by.field)
+        nums: dict[Any, int] = {}
+        dens: dict[Any, int] = {}
+        for key, value in c.by.values.items():
+            f = _frac(value) * (1 if c.by.per_hour else 1000)
+            k: Any = int(key) if kind == "int" and key.isdigit() else key
+            nums[k], dens[k] = f.numerator, f.denominator
+        num = col.cast(pl.Utf8).replace_strict(nums, default=0, return_dtype=pl.Int64) if kind == "str" else \
+            col.replace_strict(nums, default=0, return_dtype=pl.Int64)
+        den = col.cast(pl.Utf8).replace_strict(dens, default=1, return_dtype=pl.Int64) if kind == "str" else \
+            col.replace_strict(dens, default=1, return_dtype=pl.Int64)
+        if c.by.per_hour:
+            return hours_kind, num.fill_null(0), den.fill_null(1), dh.numerator, dh.denominator
+        return CONST, num.fill_null(0), den.fill_null(1), 0, 1
+    if c.per_day is not None:
+        r = _frac(c.per_day)
+        return DAYS, lit(r.numerator), lit(r.denominator), 0, 1
+    if c.per_topic is not None:
+        r = _frac(c.per_topic)
+        return TOPICS, lit(r.numerator), lit(r.denominator), 0, 1
+    assert c.preset
+    return CREDITS, lit(1), lit(1), 0, 1
+
+
+def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
+    """Per record: gates, conversion, multipliers, exclusion -> credited lines.
+
+    Every rule's condition looks only at a record's categorical facts, so it
+    is evaluated once per distinct combination of them (a few thousand in a
+    province) and joined back; only the arithmetic runs per row."""
     df = df.filter(pl.col("year").is_between(comp.cycle_start, comp.last_year))
+    key_cols, numeric = _referenced(comp, targets)
+    if numeric or not key_cols:
+        return _lines_rowwise(df, comp, targets)
+    ev = comp.ev
+    combos = df.select(key_cols).unique()
+    gate_chain: Any = None
+    for i, g in enumerate(ev.gates):
+        ok = comp.match(g.require) if g.require is not None else pl.lit(True)
+        fail = comp.match(g.when) & ~ok
+        gate_chain = pl.when(fail).then(pl.lit(i)) if gate_chain is None else gate_chain.when(fail).then(pl.lit(i))
+    conv_chain: Any = None
+    for i, c in enumerate(ev.conversions):
+        m = comp.match(c.when)
+        conv_chain = pl.when(m).then(pl.lit(i)) if conv_chain is None else conv_chain.when(m).then(pl.lit(i))
+    mult_num: pl.Expr = pl.lit(1, dtype=pl.Int64)
+    mult_den: pl.Expr = pl.lit(1, dtype=pl.Int64)
+    for mu in ev.multipliers:
+        f = _frac(mu.factor)
+        mask = comp.match(mu.when)
+        mult_num = mult_num * pl.when(mask).then(pl.lit(f.numerator, dtype=pl.Int64)).otherwise(1)
+        mult_den = mult_den * pl.when(mask).then(pl.lit(f.denominator, dtype=pl.Int64)).otherwise(1)
+    exprs: list[pl.Expr] = [
+        (gate_chain.otherwise(pl.lit(-1)) if gate_chain is not None else pl.lit(-1)).alias("__failed"),
+        (conv_chain.otherwise(pl.lit(-1)) if conv_chain is not None else pl.lit(-1)).alias("__conv"),
+        (pl.any_horizontal([comp.match(e.when) for e in ev.excludes]) if ev.excludes else pl.lit(False))
+        .alias("__excluded"),
+        mult_num.alias("__mnum"), mult_den.alias("__mden"),
+        *[comp.match(m).alias(name) for name, m in targets],
+    ]
+    combos = combos.with_columns(exprs)
+    max_outputs = max((len(ev._outputs[c.id]) for c in ev.conversions), default=0)
+    slot_cols = []
+    for k in range(max_outputs):
+        chains: dict[str, Any] = {}
+        for i, c in enumerate(ev.conversions):
+            outs = ev._outputs[c.id]
+            if len(outs) <= k:
+                continue
+            out = outs[k]
+            is_i = pl.col("__conv") == i
+            qkind, cn, cd, dn, dd = _coefficient(comp, out.credits)
+            values = {
+                "cat": pl.col("__category_id").cast(pl.Utf8) if out.category == "@record" else pl.lit(out.category),
+                "theme_rec": pl.lit(out.theme == "@record"),
+                "theme": pl.lit(out.theme if out.theme != "@record" else None, dtype=pl.Utf8),
+                "qk": pl.lit(qkind), "cn": cn, "cd": cd, "dn": pl.lit(dn, dtype=pl.Int64), "dd": pl.lit(dd, dtype=pl.Int64),
+            }
+            for name, value in values.items():
+                chains[name] = pl.when(is_i).then(value) if name not in chains else chains[name].when(is_i).then(value)
+        for name, chain in chains.items():
+            slot_cols.append(chain.otherwise(None).alias(f"__{name}{k}"))
+    combos = combos.with_columns(slot_cols)
+    df = df.join(combos, on=key_cols, how="left", nulls_equal=True, maintain_order="left").with_columns(
+        pl.int_range(pl.len()).alias("__rec"))
+    ordered = _canonical_order(df)
+    frames = []
+    hours = pl.col(_milli("hours"))
+    days = pl.col(_milli("days"))
+    for k in range(max_outputs):
+        if f"__cat{k}" not in df.columns:
+            continue
+        sub = df.filter(pl.col(f"__cat{k}").is_in(comp.categories))
+        qk = pl.col(f"__qk{k}")
+        qnum = (pl.when(qk == CONST).then(pl.lit(1, dtype=pl.Int64))
+                .when(qk == HOURS).then(hours)
+                .when(qk == HOURS_OR_DAYS).then(pl.when(hours.is_not_null()).then(hours)
+                                                .otherwise(days * pl.col(f"__dn{k}")))
+                .when(qk == DAYS).then(days)
+                .when(qk == TOPICS).then(pl.col("topics").cast(pl.Int64) * 1000)
+                .otherwise(pl.col(_milli("credits")))).fill_null(0)
+        qden = pl.when((qk == HOURS_OR_DAYS) & hours.is_null()).then(pl.col(f"__dd{k}")).otherwise(1)
+        theme = pl.when(pl.col(f"__theme_rec{k}")).then(pl.col("theme").cast(pl.Utf8)).otherwise(pl.col(f"__theme{k}"))
+        sub = sub.with_columns(
+            pl.col(f"__cat{k}").alias("__cat"), theme.alias("__theme"),
+            (qnum * pl.col(f"__cn{k}")).alias("__num"), (qden * pl.col(f"__cd{k}")).alias("__den"),
+            pl.lit(k).alias("__k"),
+        )
+        frames.append(sub)
+    return _finish_lines(frames, comp, ordered)
+
+
+def _finish_lines(frames: list[pl.DataFrame], comp: _Compiled, ordered: bool) -> pl.DataFrame:
+    ev = comp.ev
+    if not frames:
+        return pl.DataFrame()
+    lines = pl.concat(frames, how="vertical_relaxed")
+    preset_of = [g.otherwise == "preset" for g in ev.gates]
+    gated_preset = pl.col("__failed").replace_strict(dict(enumerate(preset_of)), default=False, return_dtype=pl.Boolean)
+    num = pl.col("__num") * pl.col("__mnum")
+    den = pl.col("__den") * pl.col("__mden")
+    milli = (2 * num + den) // (2 * den)
+    lines = lines.with_columns(
+        pl.when(pl.col("__failed") < 0).then(milli)
+        .when(gated_preset & pl.col(_milli("credits")).is_not_null()).then(pl.col(_milli("credits")))
+        .otherwise(0).alias("__milli"),
+        (pl.col("__failed") < 0).alias("__passed"),
+    )
+    # Caps need the canonical order (year, record id) within each teacher.
+    # Input already in that order (the generator's, an export's) is only
+    # re-sorted on integers; anything else is sorted on the strings.
+    if ordered:
+        return lines if len(frames) == 1 else lines.sort(["__rec", "__k"])
+    return lines.sort(["__t", "year", "record_id", "__k"])
+
+
+def _canonical_order(df: pl.DataFrame) -> bool:
+    """Are the rows grouped by teacher and, within one, in (year, record id) order?"""
+    if df.height < 2:
+        return True
+    prev_t = pl.col("__t").shift(1)
+    prev_y = pl.col("year").shift(1)
+    prev_r = pl.col("record_id").shift(1)
+    step = ((pl.col("__t") > prev_t) | ((pl.col("__t") == prev_t) & (
+        (pl.col("year") > prev_y) | ((pl.col("year") == prev_y) & (pl.col("record_id") > prev_r))))).fill_null(True)
+    return bool(df.select(step.all()).item())
+
+
+def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
+    """Per record, every expression over every row: the general path (numeric
+    conditions, bands, absence shares)."""
+    ev = comp.ev
     gate_idx: Any = pl
     chain = None
     for i, g in enumerate(ev.gates):
@@ -367,6 +575,7 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
         mult_num.alias("__mnum"), mult_den.alias("__mden"), *target_cols,
         pl.int_range(pl.len()).alias("__rec"),
     )
+    ordered = _canonical_order(df)
     frames = []
     max_outputs = max((len(ev._outputs[c.id]) for c in ev.conversions), default=0)
     for k in range(max_outputs):
@@ -399,21 +608,7 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
         )
         sub = sub.filter(pl.col("__cat").is_in(comp.categories))
         frames.append(sub)
-    if not frames:
-        return pl.DataFrame()
-    lines = pl.concat(frames, how="vertical_relaxed")
-    preset_of = [g.otherwise == "preset" for g in ev.gates]
-    gated_preset = pl.col("__failed").replace_strict(dict(enumerate(preset_of)), default=False, return_dtype=pl.Boolean)
-    num = pl.col("__num") * pl.col("__mnum")
-    den = pl.col("__den") * pl.col("__mden")
-    milli = (2 * num + den) // (2 * den)
-    lines = lines.with_columns(
-        pl.when(pl.col("__failed") < 0).then(milli)
-        .when(gated_preset & pl.col(_milli("credits")).is_not_null()).then(pl.col(_milli("credits")))
-        .otherwise(0).alias("__milli"),
-        (pl.col("__failed") < 0).alias("__passed"),
-    )
-    return lines.sort(["__t", "year", "record_id", "__k"])
+    return _finish_lines(frames, comp, ordered)
 
 
 # ---------------------------------------------------------------- stage 2

@@ -1028,14 +1028,17 @@ def _dispatch_table(conversions: list[Conversion]) -> tuple[str | None, dict[str
     if not counts:
         return None, {}, list(conversions)
     field = max(counts, key=lambda k: counts[k])
-    values = sorted({v for c in conversions if _plain_strings(c.when.get(field))
-                     for v in (c.when[field] if isinstance(c.when[field], list) else [c.when[field]])})
-    undispatched = [c for c in conversions if not _plain_strings(c.when.get(field))]
-    table = {
-        value: [c for c in conversions
-                if not _plain_strings(c.when.get(field))
-                or value in (c.when[field] if isinstance(c.when[field], list) else [c.when[field]])]
-        for value in values
+
+    def wanted(c: Conversion) -> list[str] | None:
+        expected = c.when.get(field)
+        if not _plain_strings(expected):
+            return None
+        return [str(v) for v in (expected if isinstance(expected, list) else [expected])]
+
+    values = sorted({v for c in conversions for v in (wanted(c) or [])})
+    undispatched = [c for c in conversions if wanted(c) is None]
+    table: dict[str, list[Conversion]] = {
+        value: [c for c in conversions if wanted(c) is None or value in (wanted(c) or [])] for value in values
     }
     return field, table, undispatched
 
