@@ -9,9 +9,11 @@ import io
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
-from xuefen.web.models import Teacher
+from xuefen.web.models import Teacher, TeacherResult
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -21,6 +23,11 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def attachment_name(filename: str) -> str:
+    """A Content-Disposition value that survives Chinese file names."""
+    return f"attachment; filename*=UTF-8''{quote(filename)}"
 
 
 def workbook(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]]]], text_columns: set[str]) -> bytes:
@@ -36,7 +43,8 @@ def workbook(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]]]
             cell.font = Font(bold=True)
         text_idx = {i for i, h in enumerate(headers) if h in text_columns}
         for row in rows:
-            ws.append([str(v) if i in text_idx and v is not None else safe_cell(v) for i, v in enumerate(row)])
+            ws.append([safe_cell(str(v)) if i in text_idx and v is not None else safe_cell(v)
+                       for i, v in enumerate(row)])
             for i in text_idx:
                 ws.cell(row=ws.max_row, column=i + 1).number_format = "@"
         for i, h in enumerate(headers, start=1):
@@ -70,3 +78,40 @@ def teacher_account_xlsx(teacher: Teacher, summary: dict[str, Any], full_id: boo
         ],
         text_columns={"内容", "记录编号", "项目名称", "计算依据"},
     )
+
+
+def _result_figures(result: TeacherResult | None, year: int) -> tuple[Any, ...]:
+    """The stored engine verdict of one teacher, as table cells."""
+    if result is None:
+        return ("", "", "", "", "")
+    year_data = (result.data.get("years") or {}).get(str(year)) or {}
+    year_ok = {True: "是", False: "否", None: "不考核"}[result.year_passed]
+    return (result.status, result.total, result.year_total, year_ok, _dec(year_data.get("shortfall")))
+
+
+def _dec(value: Any) -> Any:
+    return Decimal(str(value)) if value not in (None, "") else ""
+
+
+def unit_xlsx(node_name: str, rows: Sequence[dict[str, Any]], teachers: Iterable[Teacher], year: int,
+              full_id: bool) -> bytes:
+    """A unit's table (its child units) and its teachers, as the dashboard
+    shows them; 身份证号 masked unless ``full_id``."""
+    unit_rows = [
+        (r["org"].name, r["org"].get_kind_display(), r["teachers"], r["passed"], r["in_progress"], r["failed"],
+         r["unevaluated"], r["year_passed"], r["year_checked"])
+        for r in rows
+    ]
+    teacher_rows = [
+        (t.teacher_no, t.name, t.id_number if full_id else t.masked_id, t.school.name,
+         *_result_figures(getattr(t, "result", None), year))
+        for t in teachers
+    ]
+    sheets: list[tuple[str, Sequence[str], Iterable[Sequence[Any]]]] = []
+    if unit_rows:
+        sheets.append(("单位", ["单位", "类型", "教师数", "达标", "进行中", "未达标", "未评估",
+                                f"{year}年已达标", f"{year}年须考核"], unit_rows))
+    sheets.append(("教师", ["教师编号", "姓名", "身份证号", "学校", "周期结论", "周期计入学分",
+                            f"{year}年计入学分", f"{year}年达标", f"{year}年尚缺"], teacher_rows))
+    sheets.append(("说明", ["项目", "内容"], [("单位", node_name), ("数据", "学分政策引擎的评估结果")]))
+    return workbook(sheets, text_columns={"单位", "教师编号", "姓名", "身份证号", "学校", "内容"})

@@ -1,4 +1,5 @@
-"""Template filters: credits shown exactly as the engine states them."""
+"""Template filters: credits shown exactly as the engine states them, and the
+engine's verdict words in the reader's language."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext as _
 
 from xuefen.numbers import fmt
 
@@ -21,3 +23,22 @@ def credits(value: Any) -> str:
         return fmt(Decimal(str(value)))
     except InvalidOperation:
         return str(value)
+
+
+@register.filter
+def verdict(value: Any) -> str:
+    """The engine's 达标 / 进行中 / 未达标, translated for display."""
+    words = {"达标": _("达标"), "进行中": _("进行中"), "未达标": _("未达标")}
+    if value is None or value == "":
+        return _("未评估")
+    return words.get(str(value), str(value))
+
+
+@register.filter
+def verdict_class(value: Any) -> str:
+    return {"达标": "ok", "进行中": "going", "未达标": "bad"}.get(str(value), "none")
+
+
+@register.filter
+def measure_unit(value: Any) -> str:
+    return {"hours": _("学时"), "count": _("次")}.get(str(value), _("学分"))

@@ -7,17 +7,20 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from xuefen.web import permissions as perm
 from xuefen.web.models import Role
 
 # (url name, label, roles that see it)
-NAV: list[tuple[str, str, tuple[str, ...]]] = [
-    ("teacher-home", "我的学分", (Role.TEACHER,)),
-    ("dashboard", "达标情况", (Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
-    ("review-queue", "审核", (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
-    ("imports", "导入", (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
-    ("audit-log", "审计日志", (Role.AUDITOR, Role.SYSADMIN)),
+NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
+    ("teacher-home", _("我的学分"), (Role.TEACHER,)),
+    ("dashboard", _("达标情况"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
+    ("review-queue", _("审核"), (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
+    ("publicity", _("公示"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL)),
+    ("imports", _("导入"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
+    ("audit-log", _("审计日志"), (Role.AUDITOR, Role.SYSADMIN)),
 ]
 
 

@@ -1,22 +1,34 @@
-"""Officer pages: completion by unit with drill-down 市→区→校→教师, teachers
-at risk, the review queue and its actions."""
+"""Officer pages: completion by unit with drill-down 市→区→(学区)→校→教师,
+teachers at risk this year, review queues with filters, the school's 公示
+list and the unit's XLSX export.
+
+Figures are the engine's stored per-teacher verdicts (TeacherResult, kept
+current by the services); the views count teachers, never credits."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Status, Teacher, TeacherResult
 from xuefen.web.services import ledger
 from xuefen.web.views.common import client_ip
-from xuefen.web.views.teacher import teacher_summary
+from xuefen.web.views.teacher import _year_groups, teacher_summary
+
+PASSED, IN_PROGRESS, FAILED = "达标", "进行中", "未达标"
+AT_RISK_SHOWN = 20
 
 
 def _officer(request: HttpRequest) -> Profile:
@@ -26,45 +38,165 @@ def _officer(request: HttpRequest) -> Profile:
     return p
 
 
+def _counts(teachers: QuerySet[Teacher]) -> dict[str, int]:
+    agg = teachers.aggregate(
+        n=Count("id"),
+        passed=Count("id", filter=Q(result__status=PASSED)),
+        in_progress=Count("id", filter=Q(result__status=IN_PROGRESS)),
+        failed=Count("id", filter=Q(result__status=FAILED)),
+        year_passed=Count("id", filter=Q(result__year_passed=True)),
+        year_checked=Count("id", filter=Q(result__year_passed__isnull=False)),
+    )
+    agg["unevaluated"] = agg["n"] - agg["passed"] - agg["in_progress"] - agg["failed"]
+    return agg
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
 def unit_rows(node: Org) -> list[dict[str, Any]]:
-    """Completion for each child unit of ``node`` (or its teachers, for a
-    school), from the stored per-teacher results."""
+    """Completion for each child unit of ``node``, from the stored results:
+    how many teachers have passed the cycle, are still in progress (the
+    cycle is not over and nothing is lost yet) or have failed, and how many
+    of those checked this year have met this year's minimums."""
     rows = []
-    for child in node.children.exclude(kind=OrgKind.INSTITUTION).order_by("name"):
-        results = TeacherResult.objects.filter(teacher__school__path__startswith=child.path)
-        agg = results.aggregate(n=Count("id"), passed=Count("id", filter=Q(passed=True)),
-                                year_ok=Count("id", filter=Q(year_passed=True)))
-        teachers = Teacher.objects.filter(school__path__startswith=child.path).count()
-        rows.append({
-            "org": child, "teachers": teachers, "evaluated": agg["n"], "passed": agg["passed"],
-            "year_passed": agg["year_ok"],
-            "rate": round(100 * agg["passed"] / teachers, 1) if teachers else None,
-            "year_rate": round(100 * agg["year_ok"] / teachers, 1) if teachers else None,
-        })
+    order: dict[str, int] = {OrgKind.DISTRICT: 0, OrgKind.ZONE: 1, OrgKind.SCHOOL: 2}
+    children = sorted(node.children.exclude(kind=OrgKind.INSTITUTION), key=lambda o: (order.get(o.kind, 3), o.name))
+    for child in children:
+        c = _counts(Teacher.objects.filter(school__path__startswith=child.path))
+        rows.append({"org": child, "teachers": c["n"], **c, "year_rate": _share(c["year_passed"], c["year_checked"]),
+                     "pass_rate": _share(c["passed"], c["n"])})
     return rows
+
+
+def _chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "names": [r["org"].name for r in rows],
+        "urls": [reverse("dashboard-org", args=[r["org"].pk]) for r in rows],
+        "series": [
+            {"key": "passed", "name": _("达标"), "data": [r["passed"] for r in rows]},
+            {"key": "in_progress", "name": _("进行中"), "data": [r["in_progress"] for r in rows]},
+            {"key": "failed", "name": _("未达标"), "data": [r["failed"] for r in rows]},
+            {"key": "unevaluated", "name": _("未评估"), "data": [r["unevaluated"] for r in rows]},
+        ],
+        "year_rates": [r["year_rate"] for r in rows],
+        "year_label": _("本年已达标"),
+        "teachers_label": _("教师"),
+    }
+
+
+def _year_shortfall(result: TeacherResult, year: int) -> Decimal:
+    value = ((result.data.get("years") or {}).get(str(year)) or {}).get("shortfall")
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+
+
+def at_risk(node: Org, year: int) -> tuple[list[TeacherResult], int]:
+    """Teachers under ``node`` who have not met this year's minimums (or have
+    failed the cycle), the largest shortfall first."""
+    qs = (TeacherResult.objects.filter(teacher__school__path__startswith=node.path)
+          .filter(Q(year_passed=False) | Q(status=FAILED)).select_related("teacher__school"))
+    total = qs.count()
+    results = list(qs.order_by("year_total")[:2000])
+    for r in results:
+        r.year_shortfall = _year_shortfall(r, year)  # type: ignore[attr-defined]
+    results.sort(key=lambda r: (r.status != FAILED, -r.year_shortfall, r.teacher.teacher_no))  # type: ignore[attr-defined]
+    return results[:AT_RISK_SHOWN], total
+
+
+def _node(request: HttpRequest, p: Profile, pk: int | None) -> Org:
+    assert p.org is not None
+    if pk is None:
+        return p.org
+    return get_object_or_404(Org.objects.filter(perm.org_scope(request.user)), pk=pk)
+
+
+def _school_teachers(request: HttpRequest, node: Org) -> QuerySet[Teacher]:
+    return (Teacher.objects.for_user(request.user).filter(school__path__startswith=node.path)
+            .select_related("result", "school").order_by("teacher_no"))
 
 
 @login_required
 def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     p = _officer(request)
     assert p.org is not None
-    node = p.org if pk is None else get_object_or_404(Org.objects.filter(perm.org_scope(request.user)), pk=pk)
+    node = _node(request, p, pk)
+    today = timezone.localdate()
+    year = today.year
     breadcrumb = [a for a in node.ancestors() if a.path.startswith(p.org.path)]
-    teachers = None
+    totals = _counts(Teacher.objects.for_user(request.user).filter(school__path__startswith=node.path))
+    teachers: list[Teacher] | None = None
+    status_filter = request.GET.get("status", "")
     if node.kind == OrgKind.SCHOOL:
-        teachers = (Teacher.objects.for_user(request.user).filter(school=node)
-                    .select_related("result").order_by("teacher_no"))
-    at_risk = (TeacherResult.objects.filter(teacher__school__path__startswith=node.path, year_passed=False)
-               .select_related("teacher__school").order_by("year_total")[:20])
+        qs = _school_teachers(request, node)
+        if status_filter in (PASSED, IN_PROGRESS, FAILED):
+            qs = qs.filter(result__status=status_filter)
+        elif status_filter == "year":
+            qs = qs.filter(result__year_passed=False)
+        teachers = list(qs)
+        for t in teachers:
+            result = getattr(t, "result", None)
+            t.year_shortfall = _year_shortfall(result, year) if result else None  # type: ignore[attr-defined]
+    risk, risk_total = at_risk(node, year)
     pending = Record.objects.for_user(request.user).filter(teacher__school__path__startswith=node.path)
-    queue = {s: pending.filter(status=s).count() for s in (Status.PENDING, Status.SCHOOL_APPROVED,
-                                                           Status.DISTRICT_APPROVED)}
+    queue = {row["status"]: row["n"] for row in pending.filter(
+        status__in=(Status.PENDING, Status.SCHOOL_APPROVED, Status.DISTRICT_APPROVED, Status.RETURNED))
+        .values("status").annotate(n=Count("id"))}
     rows = unit_rows(node) if node.kind != OrgKind.SCHOOL else []
-    chart = {"names": [r["org"].name for r in rows], "rates": [r["rate"] or 0 for r in rows],
-             "year_rates": [r["year_rate"] or 0 for r in rows], "ids": [r["org"].pk for r in rows]}
     return render(request, "xuefen/dashboard.html", {
-        "node": node, "breadcrumb": breadcrumb, "rows": rows, "teachers": teachers, "at_risk": at_risk,
-        "queue": queue, "chart": chart,
+        "node": node, "breadcrumb": breadcrumb, "rows": rows, "teachers": teachers, "at_risk": risk,
+        "at_risk_total": risk_total, "queue": queue, "chart": _chart(rows), "totals": totals, "year": year,
+        "today": today, "year_rate": _share(totals["year_passed"], totals["year_checked"]),
+        "status_filter": status_filter, "show_full_id": perm.sees_full_id_number(request.user),
+        "can_review": p.role in QUEUE_STATUS, "is_school": node.kind == OrgKind.SCHOOL,
+    })
+
+
+@login_required
+def dashboard_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """The unit's table and its teachers as XLSX (exports.unit_xlsx)."""
+    from xuefen.web.exports import XLSX_TYPE, attachment_name, unit_xlsx
+
+    p = _officer(request)
+    node = _node(request, p, pk)
+    year = timezone.localdate().year
+    rows = unit_rows(node) if node.kind != OrgKind.SCHOOL else []
+    content = unit_xlsx(node.name, rows, _school_teachers(request, node), year,
+                        full_id=perm.sees_full_id_number(request.user))
+    response = HttpResponse(content, content_type=XLSX_TYPE)
+    response["Content-Disposition"] = attachment_name(f"达标情况-{node.name}.xlsx")
+    return response
+
+
+@login_required
+def publicity(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """公示 (永吉：校长审核、公示): the school's credits, teacher by teacher and
+    category by category, as the engine last evaluated them.  Read-only,
+    printable; the principal signs the printed list."""
+    p = _officer(request)
+    assert p.org is not None
+    node = _node(request, p, pk)
+    if node.kind != OrgKind.SCHOOL:
+        schools = Org.objects.filter(perm.org_scope(request.user), kind=OrgKind.SCHOOL).order_by("path")
+        return render(request, "xuefen/publicity.html", {"node": node, "schools": schools})
+    teachers = list(_school_teachers(request, node))
+    categories: list[str] = []
+    results: list[tuple[Teacher, TeacherResult | None]] = [(t, getattr(t, "result", None)) for t in teachers]
+    for _t, result in results:
+        for name in (result.data if result else {}).get("categories", {}):
+            if name not in categories:
+                categories.append(name)
+    rows: list[dict[str, Any]] = []
+    for t, result in results:
+        cats: dict[str, Any] = (result.data if result else {}).get("categories", {})
+        rows.append({"teacher": t, "result": result,
+                     "cells": [(cats.get(c) or {}).get("counted") for c in categories]})
+    first = next((r for _t, r in results if r is not None), None)
+    return render(request, "xuefen/publicity.html", {
+        "node": node, "rows": rows, "categories": categories, "today": timezone.localdate(),
+        "policy": (first.data.get("policy") or {}).get("name", "") if first else "",
+        "cycle": (first.cycle_start, first.cycle_end) if first else None,
+        "show_full_id": perm.sees_full_id_number(request.user),
     })
 
 
@@ -74,9 +206,12 @@ def teacher_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if perm.role(request.user) == Role.TEACHER:
         return redirect("teacher-home")
     summary = teacher_summary(teacher)
+    records = list(teacher.records.order_by("-year", "uid"))
+    p = perm.profile(request.user)
+    breadcrumb = [a for a in teacher.school.ancestors() if p and p.org and a.path.startswith(p.org.path)]
     return render(request, "xuefen/teacher_detail.html", {
-        "teacher": teacher, "records": teacher.records.order_by("-year", "uid"), **summary,
-        "show_full_id": perm.sees_full_id_number(request.user),
+        "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary), **summary,
+        "show_full_id": perm.sees_full_id_number(request.user), "breadcrumb": breadcrumb,
     })
 
 
@@ -85,6 +220,8 @@ QUEUE_STATUS: dict[str, tuple[str, str]] = {
     Role.DISTRICT_OFFICE: (Status.SCHOOL_APPROVED, "district_approve"),
     Role.CITY_CENTER: (Status.DISTRICT_APPROVED, "certify"),
 }
+QUEUE_STATES = (Status.PENDING, Status.SCHOOL_APPROVED, Status.DISTRICT_APPROVED, Status.CERTIFIED,
+                Status.RETURNED, Status.REVOKED)
 
 
 @login_required
@@ -92,17 +229,32 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     p = _officer(request)
     if p.role not in QUEUE_STATUS:
         raise Http404
-    status, action = QUEUE_STATUS[p.role]
-    records = (Record.objects.for_user(request.user).filter(status=status)
-               .select_related("teacher__school").order_by("created_at"))
-    q = request.GET.get("q", "").strip()
-    if q:
+    mine, action = QUEUE_STATUS[p.role]
+    scoped = Record.objects.for_user(request.user)
+    params = {k: request.GET.get(k, "").strip() for k in ("q", "year", "school", "category", "status")}
+    status = params["status"] or mine
+    records = scoped.select_related("teacher__school").order_by("created_at", "pk")
+    if status != "all":
+        records = records.filter(status=status)
+    if params["q"]:
+        q = params["q"]
         records = records.filter(Q(teacher__name__contains=q) | Q(teacher__teacher_no=q) | Q(title__contains=q))
-    year = request.GET.get("year", "").strip()
-    if year.isdigit():
-        records = records.filter(year=int(year))
+    if params["year"].isdigit():
+        records = records.filter(year=int(params["year"]))
+    if params["school"].isdigit():
+        school = Org.objects.filter(perm.org_scope(request.user), pk=int(params["school"])).first()
+        records = (records.filter(teacher__school__path__startswith=school.path) if school is not None
+                   else records.none())
+    if params["category"]:
+        records = records.filter(credit_category=params["category"])
+    counts = {row["status"]: row["n"] for row in scoped.values("status").annotate(n=Count("id"))}
+    status_tabs = [(s, Status(s).label, counts.get(s, 0)) for s in QUEUE_STATES]
     return render(request, "xuefen/review_queue.html", {
-        "records": records[:200], "count": records.count(), "action": action, "q": q, "year": year,
+        "records": records[:200], "count": records.count(), "action": action, "params": params, "status": status,
+        "mine": mine, "status_tabs": status_tabs,
+        "schools": Org.objects.filter(perm.org_scope(request.user), kind=OrgKind.SCHOOL).order_by("path"),
+        "years": sorted({y for y in scoped.values_list("year", flat=True).distinct()}, reverse=True),
+        "categories": sorted(c for c in scoped.values_list("credit_category", flat=True).distinct() if c),
     })
 
 
@@ -115,11 +267,11 @@ def review_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     comment = request.POST.get("comment", "")
     try:
         if action in perm.TRANSITIONS:
-            ledger.transition(actor, pk, action, expected, comment)
+            record = ledger.transition(actor, pk, action, expected, comment)
         elif action == "return":
-            ledger.return_record(actor, pk, comment, expected)
+            record = ledger.return_record(actor, pk, comment, expected)
         elif action == "revoke":
-            ledger.revoke_record(actor, pk, comment, expected)
+            record = ledger.revoke_record(actor, pk, comment, expected)
         else:
             raise Http404
     except Record.DoesNotExist:
@@ -129,5 +281,9 @@ def review_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except ledger.ServiceError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "已处理")
-    return redirect(request.POST.get("next") or "review-queue")
+        messages.success(request, _("%(teacher)s 的“%(title)s”现为：%(status)s") % {
+            "teacher": record.teacher.name, "title": record.title or record.uid, "status": record.get_status_display()})
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect("review-queue")

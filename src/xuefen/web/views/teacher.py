@@ -1,26 +1,35 @@
 """The teacher's pages: her credits against the requirement, each record with
-its explanation, what she still needs, declarations, her e-account export."""
+its explanation, what she still needs, declarations, her e-account export.
+
+Every figure comes from one engine evaluation (services.evaluation); the
+views only arrange the engine's numbers, they never add credits up."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from xuefen import vocab
-from xuefen.engine.report import as_dict, plan
+from xuefen.engine.evaluate import ScopeResult
+from xuefen.engine.report import as_dict, category_required, plan
+from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
-from xuefen.web.models import Evidence, Record, Role, Teacher
+from xuefen.web.models import Evidence, Record, Role, Source, Status, Teacher
 from xuefen.web.services import ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
 
 DECLARE_FIELDS = ["year", "title", "form", "level", "location", "hours", "days", "result", "role", "achievement",
                   "program", "category", "theme", "words", "certificate", "subject_related"]
+CHOICE_FIELDS = ("form", "level", "location", "result", "role", "achievement", "program")
 
 
 def _own_teacher(request: HttpRequest) -> Teacher:
@@ -32,6 +41,24 @@ def _own_teacher(request: HttpRequest) -> Teacher:
     return teacher
 
 
+def _percent(part: Decimal | None, whole: Decimal | None) -> int:
+    """Width of a progress bar, 0–100 (display only, not a credit figure)."""
+    if part is None or not whole:
+        return 0
+    return max(0, min(100, int(part * 100 / whole)))
+
+
+def _requirements(sc: ScopeResult | None) -> list[dict[str, Any]]:
+    """The scope's minimums exactly as the engine checked them."""
+    if sc is None or not sc.required:
+        return []
+    return [
+        {"label": r.rule.label, "measure": r.rule.measure, "min": r.min, "actual": r.actual, "met": r.met,
+         "missing": r.missing, "pct": _percent(r.actual, r.min)}
+        for r in sc.requirements
+    ]
+
+
 def teacher_summary(teacher: Teacher) -> dict[str, Any]:
     """Everything the teacher home and the officer's teacher page show, from
     one engine evaluation."""
@@ -39,20 +66,65 @@ def teacher_summary(teacher: Teacher) -> dict[str, Any]:
     if ev is None:
         return {"evaluation": None}
     data = as_dict(ev)
-    year = str(ev.as_of.year)
-    categories = [
-        {"name": name, **values, "year": data["years"].get(year, {}).get("categories", {}).get(name)}
-        for name, values in data["categories"].items()
-    ]
+    year = ev.as_of.year
+    year_sc = ev.years.get(year)
+    year_data = data["years"].get(str(year))
+    categories = []
+    for name, values in data["categories"].items():
+        year_required = category_required(year_sc, name) if year_sc is not None and year_sc.required else None
+        year_counted = (year_data or {}).get("categories", {}).get(name)
+        categories.append({
+            "name": name, **values, "year": year_counted, "year_required": year_required,
+            "pct": _percent(values["counted"], values["required"]),
+            "year_pct": _percent(year_counted, year_required),
+        })
+    the_plan = plan(ev)
     return {
         "evaluation": ev,
         "data": data,
         "categories": categories,
-        "this_year": data["years"].get(year),
-        "year": ev.as_of.year,
-        "plan": plan(ev),
+        "this_year": year_data,
+        "year": year,
+        "year_requirements": _requirements(year_sc),
+        "cycle_requirements": _requirements(ev.cycle),
+        "plan": the_plan,
+        # This year's gaps first: they are the urgent ones.
+        "needs": [_need_text(n) for n in sorted(the_plan["needs"], key=lambda n: n["year"] is None)],
         "explanations": {r["id"]: r["explanation"] for r in data["records"]},
+        "counted_ids": {r["id"] for r in data["records"] if r["counted_in_cycle"]},
     }
+
+
+def _unit(measure: str) -> str:
+    return {"hours": _("学时"), "count": _("次")}.get(measure, _("学分"))
+
+
+def _need_text(need: dict[str, Any]) -> dict[str, Any]:
+    """One line of the engine's plan in plain words, with up to three ways to
+    close the gap (each way's hours or items as the engine worked them out)."""
+    if need["year"]:
+        when = _("%(year)s 年还需") % {"year": need["year"]}
+    else:
+        when = _("本周期还需")
+    ways = []
+    for w in need["ways"][:3]:
+        if "whole_hours" in w:
+            ways.append(_("参加“%(label)s”约 %(hours)s 学时") % {"label": w["label"], "hours": w["whole_hours"]})
+        elif "items" in w:
+            ways.append(_("完成“%(label)s” %(items)s 项") % {"label": w["label"], "items": w["items"]})
+    return {"when": when, "amount": fmt(need["missing"]), "unit": _unit(need["measure"]), "label": need["label"],
+            "cite": need["cite"], "ways": ways, "more_ways": max(0, len(need["ways"]) - 3)}
+
+
+def _year_groups(records: list[Record], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records by year, newest first, each year with the engine's total."""
+    years = (summary.get("data") or {}).get("years", {})
+    explanations = summary.get("explanations", {})
+    groups: dict[int, list[Record]] = {}
+    for r in records:
+        r.engine_explanation = explanations.get(r.uid, r.explanation)  # type: ignore[attr-defined]
+        groups.setdefault(r.year, []).append(r)
+    return [{"year": y, "records": rs, "scope": years.get(str(y))} for y, rs in sorted(groups.items(), reverse=True)]
 
 
 @login_required
@@ -60,46 +132,101 @@ def home(request: HttpRequest) -> HttpResponse:
     teacher = _own_teacher(request)
     summary = teacher_summary(teacher)
     records = list(teacher.records.order_by("-year", "-created_at"))
-    notifications = list(request.user.notifications.all()[:10])  # type: ignore[union-attr]
+    declarations = [r for r in records if r.source == Source.DECLARATION and r.status != Status.CERTIFIED]
+    notifications = list(request.user.notifications.all()[:8])  # type: ignore[union-attr]
     request.user.notifications.filter(read=False).update(read=True)  # type: ignore[union-attr]
     return render(request, "xuefen/teacher_home.html", {
-        "teacher": teacher, "records": records, "notifications": notifications, **summary,
+        "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary),
+        "declarations": declarations, "returned": [r for r in declarations if r.status == Status.RETURNED],
+        "notifications": notifications, **summary,
     })
+
+
+def _form_context(teacher: Teacher, values: dict[str, Any], error: str) -> dict[str, Any]:
+    is_open, months = ledger.declaration_open(teacher)
+    return {"teacher": teacher, "values": values, "error": error, "is_open": is_open, "months": months,
+            "choices": {f: vocab.allowed(f) for f in CHOICE_FIELDS}}
+
+
+def _posted_facts(request: HttpRequest) -> tuple[dict[str, str], dict[str, str]]:
+    values = {k: request.POST.get(k, "").strip() for k in DECLARE_FIELDS}
+    return values, {k: v for k, v in values.items() if v != ""}
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def declare(request: HttpRequest) -> HttpResponse:
     teacher = _own_teacher(request)
-    is_open, months = ledger.declaration_open(teacher)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"year": str(timezone.localdate().year)}
     error = ""
     if request.method == "POST":
-        values = {k: request.POST.get(k, "").strip() for k in DECLARE_FIELDS}
-        facts = {k: v for k, v in values.items() if v != ""}
+        values, facts = _posted_facts(request)
         try:
             record = ledger.declare_record(ledger.Actor(request.user, client_ip(request)), teacher, facts,
                                            request.FILES.getlist("evidence"))
         except ledger.ServiceError as exc:
             error = str(exc)
         else:
-            messages.success(request, f"已提交申报“{record.title}”，预计 {record.credits} 学分，等待学校审核")
+            messages.success(request, _("已提交申报“%(title)s”，预计 %(credits)s 学分，等待学校审核")
+                             % {"title": record.title, "credits": fmt(record.credits)})
             return redirect("teacher-home")
-    choices = {f: vocab.allowed(f) for f in ("form", "level", "location", "result", "role", "achievement", "program")}
-    return render(request, "xuefen/declare.html", {
-        "teacher": teacher, "values": values, "error": error, "choices": choices, "is_open": is_open,
-        "months": months,
-    }, status=400 if error else 200)
+    return render(request, "xuefen/declare.html", _form_context(teacher, values, error),
+                  status=400 if error else 200)
+
+
+def _record_values(record: Record) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in DECLARE_FIELDS:
+        value = getattr(record, name)
+        if value is None:
+            out[name] = ""
+        elif isinstance(value, bool):
+            out[name] = "是" if value else "否"
+        elif isinstance(value, Decimal):
+            out[name] = fmt(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def resubmit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fix a returned declaration and send it again (ledger.resubmit_record)."""
+    teacher = _own_teacher(request)
+    record = get_object_or_404(teacher.records.all(), pk=pk)
+    if record.status != Status.RETURNED:
+        messages.error(request, _("只有被退回的申报可以修改后重新提交"))
+        return redirect("record-detail", pk=record.pk)
+    values: dict[str, Any] = _record_values(record)
+    error = ""
+    if request.method == "POST":
+        values, facts = _posted_facts(request)
+        try:
+            record = ledger.resubmit_record(ledger.Actor(request.user, client_ip(request)), record.pk, facts,
+                                            request.FILES.getlist("evidence"))
+        except ledger.ServiceError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, _("已重新提交“%(title)s”，预计 %(credits)s 学分，等待学校审核")
+                             % {"title": record.title, "credits": fmt(record.credits)})
+            return redirect("teacher-home")
+    context = _form_context(teacher, values, error)
+    context.update(record=record, evidence=record.evidence.all())
+    return render(request, "xuefen/declare.html", context, status=400 if error else 200)
 
 
 @login_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Record.objects.for_user(request.user).select_related("teacher__school"), pk=pk)
+    is_owner = perm.role(request.user) == Role.TEACHER and record.teacher.user_id == request.user.pk
     return render(request, "xuefen/record_detail.html", {
         "record": record, "evidence": record.evidence.all(),
         "can": {a: perm.can_transition(request.user, record, a) for a in
                 ("school_approve", "district_approve", "certify", "return", "revoke")},
         "show_full_id": perm.sees_full_id_number(request.user),
+        "can_resubmit": is_owner and record.status == Status.RETURNED,
+        "is_owner": is_owner,
     })
 
 
@@ -117,10 +244,10 @@ def evidence_file(request: HttpRequest, pk: int) -> FileResponse:
 @login_required
 def export_account(request: HttpRequest) -> HttpResponse:
     """山东 第三篇（十二）: the personal e-account, exported."""
-    from xuefen.web.exports import teacher_account_xlsx
+    from xuefen.web.exports import XLSX_TYPE, attachment_name, teacher_account_xlsx
 
     teacher = _own_teacher(request)
     content = teacher_account_xlsx(teacher, teacher_summary(teacher), full_id=False)
-    response = HttpResponse(content, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = f"attachment; filename*=UTF-8''xuefen-{teacher.teacher_no}.xlsx"
+    response = HttpResponse(content, content_type=XLSX_TYPE)
+    response["Content-Disposition"] = attachment_name(f"xuefen-{teacher.teacher_no}.xlsx")
     return response

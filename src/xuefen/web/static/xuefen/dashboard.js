@@ -1,20 +1,43 @@
-// Completion by unit; clicking a bar drills down to that unit.
+// Completion by unit: one horizontal stacked bar per unit (达标 / 进行中 /
+// 未达标 / 未评估 teachers); clicking a bar or a unit's name drills down.
 (function () {
   var el = document.getElementById("chart");
-  var data = JSON.parse(document.getElementById("chart-data").textContent);
-  if (!el || !window.echarts) return;
-  var chart = echarts.init(el);
-  chart.setOption({
-    tooltip: { trigger: "axis", valueFormatter: function (v) { return v + "%"; } },
-    legend: { data: ["周期达标率", "本年达标率"] },
-    grid: { left: 40, right: 10, bottom: 60 },
-    xAxis: { type: "category", data: data.names, axisLabel: { rotate: data.names.length > 6 ? 30 : 0 } },
-    yAxis: { type: "value", max: 100, axisLabel: { formatter: "{value}%" } },
-    series: [
-      { name: "周期达标率", type: "bar", data: data.rates, itemStyle: { color: "#0b6e4f" } },
-      { name: "本年达标率", type: "bar", data: data.year_rates, itemStyle: { color: "#e0a458" } }
-    ]
+  var src = document.getElementById("chart-data");
+  if (!el || !src || !window.echarts) return;
+  var data = JSON.parse(src.textContent);
+  var colors = { passed: "#0b6e4f", in_progress: "#4a90c2", failed: "#c62828", unevaluated: "#c5ccd6" };
+  el.style.height = Math.max(160, 70 + 42 * data.names.length) + "px";
+  var chart = echarts.init(el, null, { renderer: "svg" });
+  var series = data.series.map(function (s) {
+    return {
+      name: s.name, type: "bar", stack: "teachers", data: s.data, barMaxWidth: 28,
+      itemStyle: { color: colors[s.key] }, emphasis: { focus: "series" }, cursor: "pointer",
+      label: { show: true, position: "inside", color: s.key === "unevaluated" ? "#333" : "#fff",
+               formatter: function (p) { return p.value ? p.value : ""; } }
+    };
   });
-  chart.on("click", function (p) { window.location.href = "/dashboard/org/" + data.ids[p.dataIndex] + "/"; });
+  chart.setOption({
+    animation: false,
+    tooltip: {
+      trigger: "axis", axisPointer: { type: "shadow" },
+      formatter: function (items) {
+        var i = items[0].dataIndex, lines = ["<b>" + data.names[i] + "</b>"];
+        items.forEach(function (it) { lines.push(it.marker + it.seriesName + ": " + it.value); });
+        if (data.year_rates[i] !== null) lines.push(data.year_label + ": " + data.year_rates[i] + "%");
+        return lines.join("<br>");
+      }
+    },
+    legend: { top: 0 },
+    grid: { left: 8, right: 16, top: 32, bottom: 8, containLabel: true },
+    xAxis: { type: "value", minInterval: 1 },
+    yAxis: { type: "category", data: data.names, inverse: true, triggerEvent: true,
+             axisLabel: { color: "#0b6e4f" } },
+    series: series
+  });
+  function go(i) { if (i >= 0 && data.urls[i]) window.location.href = data.urls[i]; }
+  chart.on("click", function (p) {
+    if (p.componentType === "yAxis") { go(data.names.indexOf(p.value)); } else { go(p.dataIndex); }
+  });
   window.addEventListener("resize", function () { chart.resize(); });
+  el.dataset.ready = "1";
 })();
