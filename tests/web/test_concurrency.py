@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections
-
 from tests.web.conftest import World
+
 from xuefen.web.models import AuditEntry, Record, Status, TeacherResult
 from xuefen.web.services import ledger
 

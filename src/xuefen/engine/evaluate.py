@@ -1030,7 +1030,7 @@ def _dispatch_table(conversions: list[Conversion]) -> tuple[str | None, dict[str
     field = max(counts, key=lambda k: counts[k])
 
     def wanted(c: Conversion) -> list[str] | None:
-        expected = c.when.get(field)
+        expected: Any = c.when.get(field)
         if not _plain_strings(expected):
             return None
         return [str(v) for v in (expected if isinstance(expected, list) else [expected])]
