@@ -163,3 +163,16 @@ def test_an_outsider_learns_nothing_from_a_stale_version(world: World) -> None:
     r = world.record("alice")
     with pytest.raises(ledger.Denied):
         ledger.transition(act(world, "wes"), r.pk, "school_approve", expected_version=r.version + 5)
+
+
+def test_id_numbers_are_checked_by_their_check_digit(world: World) -> None:
+    from django.core.exceptions import ValidationError
+
+    teacher = world.teachers["alice"]
+    teacher.full_clean()
+    teacher.id_number = teacher.id_number[:-1] + ("0" if teacher.id_number[-1] != "0" else "1")
+    with pytest.raises(ValidationError, match="校验位"):
+        teacher.full_clean()
+    teacher.id_number = "110101199001012000"
+    with pytest.raises(ValidationError, match="Excel"):
+        teacher.full_clean()

@@ -93,6 +93,17 @@ class Profile(models.Model):
         return f"{self.user} ({self.get_role_display()})"
 
 
+def validate_id_number(value: str) -> None:
+    """GB 11643 check digit; the reason, in Chinese, when it fails."""
+    from django.core.exceptions import ValidationError
+
+    from xuefen import idnumber
+
+    reason = idnumber.problem(value)
+    if reason:
+        raise ValidationError(reason)
+
+
 class TeacherQuerySet(models.QuerySet["Teacher"]):
     def for_user(self, user: Any) -> TeacherQuerySet:
         from xuefen.web.permissions import teacher_scope
@@ -105,7 +116,7 @@ class Teacher(models.Model):
                                 related_name="teacher")
     school = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="teachers")
     teacher_no = models.CharField(_("教师编号"), max_length=32, unique=True)
-    id_number = models.CharField(_("身份证号"), max_length=18, unique=True)
+    id_number = models.CharField(_("身份证号"), max_length=18, unique=True, validators=[validate_id_number])
     name = models.CharField(_("姓名"), max_length=64)
     stage = models.CharField(_("学段"), max_length=16, blank=True)
     post = models.CharField(_("岗位"), max_length=16, blank=True)
