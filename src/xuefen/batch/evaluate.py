@@ -1147,7 +1147,7 @@ def _chunks(df: pl.DataFrame, chunk_rows: int) -> Iterator[pl.DataFrame]:
 
 
 def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
-                     options: dict[str, str] | None = None, batch_rows: int = 5_000_000) -> pl.DataFrame:
+                     options: dict[str, str] | None = None, batch_rows: int = 1_000_000) -> pl.DataFrame:
     """Stream a teacher-clustered Parquet file in row batches, carrying a
     teacher split across two batches into the next one."""
     import pyarrow.parquet as pq
