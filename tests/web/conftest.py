@@ -49,6 +49,9 @@ class World:
 @pytest.fixture(autouse=True)
 def _media(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Argon2 makes every named user cost a fraction of a second; the shipped
+    # hasher is checked against the settings module in test_security.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
