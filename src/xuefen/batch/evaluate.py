@@ -45,7 +45,7 @@ from xuefen import vocab
 from xuefen.engine.evaluate import Evaluator
 from xuefen.errors import InputError, Problem
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS, Leave, Record, Teacher
-from xuefen.policy.schema import Cap, Credits, Minimum, Ops, Policy, Target
+from xuefen.policy.schema import ByTable, Cap, Credits, Minimum, Ops, Policy, Target
 
 TEACHER_COLUMNS = [k for k in TEACHER_FIELDS if k != "id"]
 DECIMAL_FIELDS = [k for k, (_, kind) in RECORD_FIELDS.items() if kind == "decimal"]
@@ -124,6 +124,22 @@ class _Compiled:
 
     # ------------------------------------------------------------ credits
 
+    def table(self, by: ByTable) -> tuple[pl.Expr, pl.Expr]:
+        """A ``by`` table as (numerator, denominator) expressions of its rate
+        (× 1000 when the values are fixed credits); a value without an entry
+        gives 0, as the engine's missing standard does."""
+        col, kind = self._col(by.field)
+        nums: dict[Any, int] = {}
+        dens: dict[Any, int] = {}
+        for key, value in by.values.items():
+            f = _frac(value) * (1 if by.per_hour else 1000)
+            k: Any = int(key) if kind == "int" and key.isdigit() else key
+            nums[k], dens[k] = f.numerator, f.denominator
+        source = col.cast(pl.Utf8) if kind == "str" else col
+        num = source.replace_strict(nums, default=0, return_dtype=pl.Int64).fill_null(0)
+        den = source.replace_strict(dens, default=1, return_dtype=pl.Int64).fill_null(1)
+        return num, den
+
     def credits_fraction(self, c: Credits) -> tuple[pl.Expr, pl.Expr]:
         """(numerator, denominator) of credits × 1000 for one method, as
         integer expressions; a missing fact gives 0 (the engine's line of 0)."""
@@ -148,18 +164,10 @@ class _Compiled:
             f = _frac(c.fixed) * 1000
             return pl.lit(f.numerator, dtype=pl.Int64), pl.lit(f.denominator, dtype=pl.Int64)
         if c.by is not None:
-            col, kind = self._col(c.by.field)
-            nums: dict[Any, int] = {}
-            dens: dict[Any, int] = {}
-            for key, value in c.by.values.items():
-                f = _frac(value) * (1 if c.by.per_hour else 1000)
-                k: Any = int(key) if kind == "int" and key.isdigit() else key
-                nums[k], dens[k] = f.numerator, f.denominator
-            num = col.replace_strict(nums, default=None, return_dtype=pl.Int64)
-            den = col.replace_strict(dens, default=1, return_dtype=pl.Int64)
+            num, den = self.table(c.by)
             if c.by.per_hour:
                 return (hours_num * num).fill_null(0), hours_den * den
-            return num.fill_null(0), den
+            return num, den
         if c.per_day is not None:
             return rate(pl.col(_milli("days")), one, _frac(c.per_day))
         if c.per_topic is not None:
@@ -393,20 +401,8 @@ def _coefficient(comp: _Compiled, c: Credits) -> tuple[int, pl.Expr, pl.Expr, in
         f = _frac(c.fixed) * 1000
         return CONST, lit(f.numerator), lit(f.denominator), 0, 1
     if c.by is not None:
-        col, kind = comp._col(c.by.field)
-        nums: dict[Any, int] = {}
-        dens: dict[Any, int] = {}
-        for key, value in c.by.values.items():
-            f = _frac(value) * (1 if c.by.per_hour else 1000)
-            k: Any = int(key) if kind == "int" and key.isdigit() else key
-            nums[k], dens[k] = f.numerator, f.denominator
-        num = col.cast(pl.Utf8).replace_strict(nums, default=0, return_dtype=pl.Int64) if kind == "str" else \
-            col.replace_strict(nums, default=0, return_dtype=pl.Int64)
-        den = col.cast(pl.Utf8).replace_strict(dens, default=1, return_dtype=pl.Int64) if kind == "str" else \
-            col.replace_strict(dens, default=1, return_dtype=pl.Int64)
-        if c.by.per_hour:
-            return hours_kind, num.fill_null(0), den.fill_null(1), dh.numerator, dh.denominator
-        return CONST, num.fill_null(0), den.fill_null(1), 0, 1
+        num, den = comp.table(c.by)
+        return (hours_kind if c.by.per_hour else CONST), num, den, dh.numerator, dh.denominator
     if c.per_day is not None:
         r = _frac(c.per_day)
         return DAYS, lit(r.numerator), lit(r.denominator), 0, 1
