@@ -36,9 +36,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 POLICIES = ("yongji", "shandong")
 UPPER = ("国家级", "省级", "市级")
