@@ -21,7 +21,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from xuefen.errors import PolicyError
@@ -566,7 +565,8 @@ class Evaluator:
             ok = require(ctx, record) if require is not None else True
             if ok and limit is not None:
                 absent = record.absent_hours or ZERO
-                if record.hours and Fraction(absent) / Fraction(record.hours) > limit:
+                # absent / hours > limit, in exact decimals without building fractions
+                if record.hours and absent * limit.denominator > record.hours * limit.numerator:
                     ok = False
             if not ok:
                 failed_gate = gate

@@ -130,6 +130,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 WHITENOISE_USE_FINDERS = True  # serve from the app's static/ without collectstatic
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 MEDIA_ROOT = DATA_DIR / "media"
 # Evidence files are served through a permission-checked view, never as /media/.
 EVIDENCE_MAX_BYTES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_BYTES", str(10 * 1024 * 1024)))
