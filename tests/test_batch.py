@@ -224,9 +224,9 @@ def test_batch_on_the_policy_cases() -> None:
 
 
 def test_routing_is_reported_and_exact_figures_kept() -> None:
-    """A make-up record (山东 第二十一条) has no batch form: that teacher goes to
-    the per-teacher engine; a new hire does not need to."""
-    policy = REGISTRY.get("shandong")
+    """A penalty (潍坊 第二十二条) has no batch form: that teacher goes to the
+    per-teacher engine; a new hire and a make-up record (山东 第二十一条) do not."""
+    shandong = REGISTRY.get("shandong")
     population = [
         (Teacher(id="plain", stage="小学", hired_year=2000),
          [Record(id="a", year=2024, form="集中", level="区县级", hours=Decimal("24"), result="合格")]),
@@ -235,9 +235,14 @@ def test_routing_is_reported_and_exact_figures_kept() -> None:
         (Teacher(id="makeup", stage="小学", hired_year=2000, leaves=(Leave(2024, "产假"),)),
          [Record(id="a", year=2025, form="集中", level="市级", hours=Decimal("30"), result="合格", makeup_for_year=2024)]),
     ]
-    result = evaluate_frame(policy, flat_frame(population), dt.date(2025, 12, 31))
+    result = evaluate_frame(shandong, flat_frame(population), dt.date(2025, 12, 31))
     rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
-    assert [rows[t]["routed"] for t in ("plain", "newhire", "makeup")] == [False, False, True]
+    assert [rows[t]["routed"] for t in ("plain", "newhire", "makeup")] == [False, False, False]
     assert rows["newhire"]["total_milli"] == 20500
-    assert result.routed == 1
-    compare(policy, population)
+    compare(shandong, population)
+
+    weifang = REGISTRY.get("weifang")
+    absent = [(Teacher(id="absent", stage="初中", hired_year=2000),
+               [Record(id="a", year=2012, form="集中", result="未参加", approved=True, hours=Decimal("40"))])]
+    result = evaluate_frame(weifang, flat_frame(absent), dt.date(2013, 12, 31))
+    assert result.routed == 1 and result.teachers.to_dicts()[0]["routed"] is True

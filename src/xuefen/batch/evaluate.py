@@ -17,11 +17,13 @@ by rule kind:
   in the canonical order (year, record id) — a running sum clipped at the
   limit), ``highest_only``, ``share_of_total``, ``transfer``, ``minimum``
   (credits, earned credits, hours, count; ``applies_to``), ``waive``;
+* ``attribute_year`` (a column expression: first applicable rule, make-up only
+  into a year of approved leave), ``partial_cycle``, ``leave_year`` and
+  hire-year minimums as per-teacher vectors;
 * routed to the per-teacher engine, for the few teachers they concern:
-  ``attribute_year`` (records it moves), ``partial_cycle`` and any teacher who
-  joins during the cycle, ``leave_year`` (teachers with leave), ``completion``
-  and ``penalty`` (teachers with a matching record), teachers with duplicate
-  record ids, and figures with more than three decimals.
+  ``completion`` and ``penalty`` (teachers with a matching record), leave
+  minimums on themes or record matches, teachers with duplicate record ids,
+  and figures with more than three decimals.
 
 ``tests/test_batch.py`` proves, over random ledgers for every shipped policy,
 that the batch result equals the engine's for every teacher.
@@ -322,8 +324,6 @@ def _route_mask(df: pl.DataFrame, comp: _Compiled) -> pl.Series:
     rule kinds without a batch form, for the teachers they concern."""
     ev = comp.ev
     reasons: list[pl.Expr] = [~_exact_milli(df)]
-    for a in ev.attributions:
-        reasons.append(comp.match(a.when) & pl.col(a.field).is_not_null())
     for c in ev.completions:
         reasons.append(comp.match(c.when))
     for p in ev.penalties:
@@ -419,7 +419,7 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
     Every rule's condition looks only at a record's categorical facts, so it
     is evaluated once per distinct combination of them (a few thousand in a
     province) and joined back; only the arithmetic runs per row."""
-    df = df.filter(pl.col("year").is_between(comp.cycle_start, comp.last_year))
+    df = df.filter(pl.col("__year").is_between(comp.cycle_start, comp.last_year))
     key_cols, numeric = _referenced(comp, targets)
     if numeric or not key_cols:
         return _lines_rowwise(df, comp, targets)
@@ -522,7 +522,7 @@ def _finish_lines(frames: list[pl.DataFrame], comp: _Compiled, ordered: bool) ->
     # re-sorted on integers; anything else is sorted on the strings.
     if ordered:
         return lines if len(frames) == 1 else lines.sort(["__rec", "__k"])
-    return lines.sort(["__t", "year", "record_id", "__k"])
+    return lines.sort(["__t", "__year", "record_id", "__k"])
 
 
 def _canonical_order(df: pl.DataFrame) -> bool:
@@ -530,10 +530,10 @@ def _canonical_order(df: pl.DataFrame) -> bool:
     if df.height < 2:
         return True
     prev_t = pl.col("__t").shift(1)
-    prev_y = pl.col("year").shift(1)
+    prev_y = pl.col("__year").shift(1)
     prev_r = pl.col("record_id").shift(1)
     step = ((pl.col("__t") > prev_t) | ((pl.col("__t") == prev_t) & (
-        (pl.col("year") > prev_y) | ((pl.col("year") == prev_y) & (pl.col("record_id") > prev_r))))).fill_null(True)
+        (pl.col("__year") > prev_y) | ((pl.col("__year") == prev_y) & (pl.col("record_id") > prev_r))))).fill_null(True)
     return bool(df.select(step.all()).item())
 
 
@@ -846,6 +846,30 @@ def _run_routed(comp: _Compiled, df: pl.DataFrame) -> tuple[list[dict[str, Any]]
     return teachers_out, years_out
 
 
+def _attribute(df: pl.DataFrame, comp: _Compiled, teachers: pl.DataFrame) -> pl.DataFrame:
+    """``__year``: the year a record counts in.  The engine's attribute_year
+    rules, first applicable rule wins (北京 第十八条 completion year; 山东
+    第二十一条 make-up, only into a year of approved leave).  Conditions keep
+    seeing the registration year in ``year``."""
+    ev = comp.ev
+    chain: Any = None
+    for a in ev.attributions:
+        applies = comp.match(a.when) & pl.col(a.field).is_not_null()
+        if a.require_leave:
+            approved = set()
+            leaves = teachers.select("teacher_id", pl.col("leaves").cast(pl.Utf8)).filter(pl.col("leaves").is_not_null())
+            for tid, text in leaves.iter_rows():
+                for lv in _engine_teacher({"teacher_id": tid, "leaves": text}).leaves:
+                    if lv.approved and lv.kind in a.require_leave:
+                        approved.add(f"{tid}|{lv.year}")
+            key = pl.concat_str([pl.col("teacher_id").cast(pl.Utf8), pl.col(a.field).cast(pl.Utf8)], separator="|")
+            applies = applies & key.is_in(sorted(approved)).fill_null(False)
+        then = pl.col(a.field).cast(pl.Int64)
+        chain = pl.when(applies).then(then) if chain is None else chain.when(applies).then(then)
+    year = pl.col("year").cast(pl.Int64)
+    return df.with_columns((chain.otherwise(year) if chain is not None else year).alias("__year"))
+
+
 def _leave_table(teachers: pl.DataFrame) -> dict[int, list[tuple[int, str]]]:
     """teacher index -> [(year, kind)] for the few teachers with leave."""
     out: dict[int, list[tuple[int, str]]] = {}
@@ -866,6 +890,7 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
     teachers = df.select(teacher_cols).unique(subset="teacher_id", keep="first", maintain_order=True)
     n_t = teachers.height
     df = df.join(teachers.select("teacher_id").with_row_index("__t"), on="teacher_id", how="left")
+    df = _attribute(df, comp, teachers)
     lines_df = _lines(df, comp, _milli_target_masks(comp)) if n_t else pl.DataFrame()
     years = np.arange(comp.cycle_start, comp.last_year + 1, dtype=np.int64)
     n_y = len(years)
@@ -912,7 +937,7 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
     if lines_df.height:
         lines = {
             "t": lines_df.get_column("__t").to_numpy().astype(np.int64),
-            "y": (lines_df.get_column("year").to_numpy().astype(np.int64) - comp.cycle_start),
+            "y": (lines_df.get_column("__year").to_numpy().astype(np.int64) - comp.cycle_start),
             "cat": lines_df.get_column("__cat").cast(pl.Utf8).replace_strict(comp.cat_index, return_dtype=pl.Int64)
             .to_numpy(),
             "milli": lines_df.get_column("__milli").to_numpy().astype(np.int64),
