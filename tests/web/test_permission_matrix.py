@@ -239,9 +239,6 @@ def test_ivan_sees_only_what_his_institution_imported(world: World) -> None:
     assert ids == [world.teachers["alice"].pk]
 
 
-@pytest.mark.xfail(strict=True, reason="views/officer.py teacher_detail lists teacher.records (all of them), "
-                                       "not Record.objects.for_user(user): institution staff see declarations "
-                                       "their institution did not import")
 def test_ivan_does_not_see_alices_other_records_on_her_page(world: World) -> None:
     objects(world)
     client = Client()

@@ -205,8 +205,10 @@ def teacher_detail(request: HttpRequest, pk: int) -> HttpResponse:
     teacher = get_object_or_404(Teacher.objects.for_user(request.user).select_related("school"), pk=pk)
     if perm.role(request.user) == Role.TEACHER:
         return redirect("teacher-home")
-    summary = teacher_summary(teacher)
-    records = list(teacher.records.order_by("-year", "uid"))
+    # Institution staff see the records their institution imported, not the
+    # teacher's other records, nor her verdict (permissions decides both).
+    summary = teacher_summary(teacher) if perm.can_view_results(request.user, teacher) else {"evaluation": None}
+    records = list(Record.objects.for_user(request.user).filter(teacher=teacher).order_by("-year", "uid"))
     p = perm.profile(request.user)
     breadcrumb = [a for a in teacher.school.ancestors() if p and p.org and a.path.startswith(p.org.path)]
     return render(request, "xuefen/teacher_detail.html", {
