@@ -425,30 +425,7 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
         return _lines_rowwise(df, comp, targets)
     ev = comp.ev
     combos = df.select(key_cols).unique()
-    gate_chain: Any = None
-    for i, g in enumerate(ev.gates):
-        ok = comp.match(g.require) if g.require is not None else pl.lit(True)
-        fail = comp.match(g.when) & ~ok
-        gate_chain = pl.when(fail).then(pl.lit(i)) if gate_chain is None else gate_chain.when(fail).then(pl.lit(i))
-    conv_chain: Any = None
-    for i, c in enumerate(ev.conversions):
-        m = comp.match(c.when)
-        conv_chain = pl.when(m).then(pl.lit(i)) if conv_chain is None else conv_chain.when(m).then(pl.lit(i))
-    mult_num: pl.Expr = pl.lit(1, dtype=pl.Int64)
-    mult_den: pl.Expr = pl.lit(1, dtype=pl.Int64)
-    for mu in ev.multipliers:
-        f = _frac(mu.factor)
-        mask = comp.match(mu.when)
-        mult_num = mult_num * pl.when(mask).then(pl.lit(f.numerator, dtype=pl.Int64)).otherwise(1)
-        mult_den = mult_den * pl.when(mask).then(pl.lit(f.denominator, dtype=pl.Int64)).otherwise(1)
-    exprs: list[pl.Expr] = [
-        (gate_chain.otherwise(pl.lit(-1)) if gate_chain is not None else pl.lit(-1)).alias("__failed"),
-        (conv_chain.otherwise(pl.lit(-1)) if conv_chain is not None else pl.lit(-1)).alias("__conv"),
-        (pl.any_horizontal([comp.match(e.when) for e in ev.excludes]) if ev.excludes else pl.lit(False))
-        .alias("__excluded"),
-        mult_num.alias("__mnum"), mult_den.alias("__mden"),
-        *[comp.match(m).alias(name) for name, m in targets],
-    ]
+    exprs = _record_exprs(comp, targets)
     combos = combos.with_columns(exprs)
     max_outputs = max((len(ev._outputs[c.id]) for c in ev.conversions), default=0)
     slot_cols = []
@@ -537,12 +514,12 @@ def _canonical_order(df: pl.DataFrame) -> bool:
     return bool(df.select(step.all()).item())
 
 
-def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
-    """Per record, every expression over every row: the general path (numeric
-    conditions, bands, absence shares)."""
+def _record_exprs(comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> list[pl.Expr]:
+    """The per-record decisions, one expression each: the first failing gate
+    (``__failed``), the first matching conversion (``__conv``), exclusion,
+    the product of matching multipliers as a fraction, and each target mask."""
     ev = comp.ev
-    gate_idx: Any = pl
-    chain = None
+    gates: Any = None
     for i, g in enumerate(ev.gates):
         ok = comp.match(g.require) if g.require is not None else pl.lit(True)
         if g.max_absence_share is not None:
@@ -551,24 +528,34 @@ def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, d
                 pl.col(_milli("absent_hours")).fill_null(0) * s.denominator > pl.col(_milli("hours")) * s.numerator)
             ok = ok & ~over.fill_null(False)
         fail = comp.match(g.when) & ~ok
-        chain = (gate_idx if chain is None else chain).when(fail).then(pl.lit(i))
-    failed = chain.otherwise(pl.lit(-1)) if chain is not None else pl.lit(-1)
-    conv_chain = None
+        gates = pl.when(fail).then(pl.lit(i)) if gates is None else gates.when(fail).then(pl.lit(i))
+    convs: Any = None
     for i, c in enumerate(ev.conversions):
-        conv_chain = (pl if conv_chain is None else conv_chain).when(comp.match(c.when)).then(pl.lit(i))
-    conv = conv_chain.otherwise(pl.lit(-1)) if conv_chain is not None else pl.lit(-1)
-    excluded = pl.any_horizontal([comp.match(e.when) for e in ev.excludes]) if ev.excludes else pl.lit(False)
+        m = comp.match(c.when)
+        convs = pl.when(m).then(pl.lit(i)) if convs is None else convs.when(m).then(pl.lit(i))
     mult_num: pl.Expr = pl.lit(1, dtype=pl.Int64)
     mult_den: pl.Expr = pl.lit(1, dtype=pl.Int64)
-    for m in ev.multipliers:
-        f = _frac(m.factor)
-        mask = comp.match(m.when)
+    for mu in ev.multipliers:
+        f = _frac(mu.factor)
+        mask = comp.match(mu.when)
         mult_num = mult_num * pl.when(mask).then(pl.lit(f.numerator, dtype=pl.Int64)).otherwise(1)
         mult_den = mult_den * pl.when(mask).then(pl.lit(f.denominator, dtype=pl.Int64)).otherwise(1)
-    target_cols = [comp.match(m).alias(name) for name, m in targets]
+    return [
+        (gates.otherwise(pl.lit(-1)) if gates is not None else pl.lit(-1)).alias("__failed"),
+        (convs.otherwise(pl.lit(-1)) if convs is not None else pl.lit(-1)).alias("__conv"),
+        (pl.any_horizontal([comp.match(e.when) for e in ev.excludes]) if ev.excludes else pl.lit(False))
+        .alias("__excluded"),
+        mult_num.alias("__mnum"), mult_den.alias("__mden"),
+        *[comp.match(m).alias(name) for name, m in targets],
+    ]
+
+
+def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
+    """Per record, every expression over every row: the general path (numeric
+    conditions, bands, absence shares)."""
+    ev = comp.ev
     df = df.with_columns(
-        failed.alias("__failed"), conv.alias("__conv"), excluded.alias("__excluded"),
-        mult_num.alias("__mnum"), mult_den.alias("__mden"), *target_cols,
+        *_record_exprs(comp, targets),
         pl.int_range(pl.len()).alias("__rec"),
     )
     ordered = _canonical_order(df)
