@@ -178,6 +178,18 @@ def _locked(record_id: int, expected_version: int | None, actor: Actor | None = 
     return record
 
 
+def _settle(actor: Actor, record: Record, action: str, before: dict[str, Any], comment: str, message: str) -> Record:
+    """The common end of every officer's action: bump the version, save, log
+    before/after, tell the teacher, re-evaluate her."""
+    record.version += 1
+    record.save()
+    audit.log(actor.user, action, record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
+              org_path=record.teacher.school.path)
+    _notify(record, message)
+    refresh_result(record.teacher)
+    return record
+
+
 @transaction.atomic
 def transition(actor: Actor, record_id: int, action: str, expected_version: int | None = None,
                comment: str = "") -> Record:
@@ -191,13 +203,8 @@ def transition(actor: Actor, record_id: int, action: str, expected_version: int 
     before = snapshot(record)
     record.status = step["to"]
     record.status_reason = comment
-    record.version += 1
-    record.save()
-    audit.log(actor.user, action, record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
-              org_path=record.teacher.school.path)
-    _notify(record, f"您的记录“{record.title or record.uid}”已{record.get_status_display()}")
-    refresh_result(record.teacher)
-    return record
+    return _settle(actor, record, action, before, comment,
+                   f"您的记录“{record.title or record.uid}”已{record.get_status_display()}")
 
 
 @transaction.atomic
@@ -210,13 +217,8 @@ def return_record(actor: Actor, record_id: int, comment: str, expected_version: 
     before = snapshot(record)
     record.status = Status.RETURNED
     record.status_reason = comment.strip()
-    record.version += 1
-    record.save()
-    audit.log(actor.user, "return", record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
-              org_path=record.teacher.school.path)
-    _notify(record, f"您的记录“{record.title or record.uid}”被退回：{comment.strip()}")
-    refresh_result(record.teacher)
-    return record
+    return _settle(actor, record, "return", before, comment,
+                   f"您的记录“{record.title or record.uid}”被退回：{comment.strip()}")
 
 
 @transaction.atomic
@@ -236,13 +238,8 @@ def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], commen
     for key, value in parsed.items():
         setattr(record, key, value)
     price_records(record.teacher, [record])
-    record.version += 1
-    record.save()
-    audit.log(actor.user, "correct", record, before=before, after=snapshot(record), comment=comment, ip=actor.ip,
-              org_path=record.teacher.school.path)
-    _notify(record, f"您的记录“{record.title or record.uid}”已被更正：{comment.strip()}")
-    refresh_result(record.teacher)
-    return record
+    return _settle(actor, record, "correct", before, comment,
+                   f"您的记录“{record.title or record.uid}”已被更正：{comment.strip()}")
 
 
 @transaction.atomic
@@ -257,13 +254,8 @@ def revoke_record(actor: Actor, record_id: int, reason: str, expected_version: i
     before = snapshot(record)
     record.status = Status.REVOKED
     record.status_reason = reason.strip()
-    record.version += 1
-    record.save()
-    audit.log(actor.user, "revoke", record, before=before, after=snapshot(record), comment=reason, ip=actor.ip,
-              org_path=record.teacher.school.path)
-    _notify(record, f"您的记录“{record.title or record.uid}”已被撤销：{reason.strip()}")
-    refresh_result(record.teacher)
-    return record
+    return _settle(actor, record, "revoke", before, reason,
+                   f"您的记录“{record.title or record.uid}”已被撤销：{reason.strip()}")
 
 
 @transaction.atomic
