@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -423,31 +423,11 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
     key_cols, numeric = _referenced(comp, targets)
     if numeric or not key_cols:
         return _lines_rowwise(df, comp, targets)
-    ev = comp.ev
     combos = df.select(key_cols).unique()
     exprs = _record_exprs(comp, targets)
     combos = combos.with_columns(exprs)
-    max_outputs = max((len(ev._outputs[c.id]) for c in ev.conversions), default=0)
-    slot_cols = []
-    for k in range(max_outputs):
-        chains: dict[str, Any] = {}
-        for i, c in enumerate(ev.conversions):
-            outs = ev._outputs[c.id]
-            if len(outs) <= k:
-                continue
-            out = outs[k]
-            is_i = pl.col("__conv") == i
-            qkind, cn, cd, dn, dd = _coefficient(comp, out.credits)
-            values = {
-                "cat": pl.col("__category_id").cast(pl.Utf8) if out.category == "@record" else pl.lit(out.category),
-                "theme_rec": pl.lit(out.theme == "@record"),
-                "theme": pl.lit(out.theme if out.theme != "@record" else None, dtype=pl.Utf8),
-                "qk": pl.lit(qkind), "cn": cn, "cd": cd, "dn": pl.lit(dn, dtype=pl.Int64), "dd": pl.lit(dd, dtype=pl.Int64),
-            }
-            for name, value in values.items():
-                chains[name] = pl.when(is_i).then(value) if name not in chains else chains[name].when(is_i).then(value)
-        for name, chain in chains.items():
-            slot_cols.append(chain.otherwise(None).alias(f"__{name}{k}"))
+    max_outputs = _max_outputs(comp)
+    slot_cols = _slot_exprs(comp)
     combos = combos.with_columns(slot_cols)
     df = df.join(combos, on=key_cols, how="left", nulls_equal=True, maintain_order="left").with_columns(
         pl.int_range(pl.len()).alias("__rec"))
@@ -476,6 +456,39 @@ def _lines(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, dict[str,
         )
         frames.append(sub)
     return _finish_lines(frames, comp, ordered)
+
+
+def _max_outputs(comp: _Compiled) -> int:
+    return max((len(comp.ev._outputs[c.id]) for c in comp.ev.conversions), default=0)
+
+
+def _slot_exprs(comp: _Compiled) -> list[pl.Expr]:
+    """Per combination of categorical facts (after ``_record_exprs``), for each
+    output slot k of the chosen conversion: its category, theme, quantity kind
+    and coefficient (``__cat{k}``, ``__theme_rec{k}``, ``__theme{k}``,
+    ``__qk{k}``, ``__cn{k}``/``__cd{k}``, days→hours ``__dn{k}``/``__dd{k}``)."""
+    ev = comp.ev
+    slot_cols = []
+    for k in range(_max_outputs(comp)):
+        chains: dict[str, Any] = {}
+        for i, c in enumerate(ev.conversions):
+            outs = ev._outputs[c.id]
+            if len(outs) <= k:
+                continue
+            out = outs[k]
+            is_i = pl.col("__conv") == i
+            qkind, cn, cd, dn, dd = _coefficient(comp, out.credits)
+            values = {
+                "cat": pl.col("__category_id").cast(pl.Utf8) if out.category == "@record" else pl.lit(out.category),
+                "theme_rec": pl.lit(out.theme == "@record"),
+                "theme": pl.lit(out.theme if out.theme != "@record" else None, dtype=pl.Utf8),
+                "qk": pl.lit(qkind), "cn": cn, "cd": cd, "dn": pl.lit(dn, dtype=pl.Int64), "dd": pl.lit(dd, dtype=pl.Int64),
+            }
+            for name, value in values.items():
+                chains[name] = pl.when(is_i).then(value) if name not in chains else chains[name].when(is_i).then(value)
+        for name, chain in chains.items():
+            slot_cols.append(chain.otherwise(None).alias(f"__{name}{k}"))
+    return slot_cols
 
 
 def _finish_lines(frames: list[pl.DataFrame], comp: _Compiled, ordered: bool) -> pl.DataFrame:
@@ -597,6 +610,14 @@ def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, d
 # ---------------------------------------------------------------- stage 2
 
 
+def _group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Sum of integer ``values`` per key in 0..n-1, exactly (int64 throughout;
+    NumPy's bincount would add in binary floating point)."""
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, keys, values.astype(np.int64, copy=False))
+    return out
+
+
 def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group id per row and group start per group, for sorted keys."""
     if len(keys) == 0:
@@ -671,16 +692,15 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
             limit = int(mx.numerator // mx.denominator)  # a cap is never exceeded: round down
         if cap.share_of_total is not None:
             s = Fraction(cap.share_of_total)
-            others = np.bincount(gid, weights=np.where(~mask & ~excluded, amount, 0), minlength=len(starts))
-            others = np.rint(others).astype(np.int64)
+            others = _group_sum(gid, np.where(~mask & ~excluded, amount, 0), len(starts))
             allowed = (others * s.numerator) // (s.denominator - s.numerator)
             limit = allowed if limit is None else np.minimum(allowed, limit)
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
     keys = group_index[gid] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
     live = ~excluded
-    counted = np.rint(np.bincount(keys[live], weights=amount[live], minlength=n_groups * ncat)).astype(np.int64)
+    counted = _group_sum(keys[live], amount[live], n_groups * ncat)
     counted = counted.reshape(n_groups, ncat)
-    earned = np.rint(np.bincount(keys[live], weights=lines["milli"][live], minlength=n_groups * ncat)).astype(np.int64)
+    earned = _group_sum(keys[live], lines["milli"][live], n_groups * ncat)
     earned = earned.reshape(n_groups, ncat)
     # the engine's transfers reserve each category's minimum as it applies to the group
     mins: dict[str, np.ndarray] = {}
@@ -752,7 +772,7 @@ def _measure(comp: _Compiled, m: Any, lines: dict[str, np.ndarray], amount: np.n
 
 def _sum_by_group(values: np.ndarray, gid: np.ndarray, n_local: int, group_index: np.ndarray,
                   n_groups: int) -> np.ndarray:
-    local = np.rint(np.bincount(gid, weights=values, minlength=n_local)).astype(np.int64)
+    local = _group_sum(gid, values, n_local)
     out = np.zeros(n_groups, dtype=np.int64)
     out[group_index] = local
     return out
@@ -868,7 +888,6 @@ def _leave_table(teachers: pl.DataFrame) -> dict[int, list[tuple[int, str]]]:
 
 
 def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    ev = comp.ev
     df = _prepare(df, comp)
     routed_rows = _route_mask(df, comp)
     routed_df = df.filter(routed_rows)
@@ -879,6 +898,51 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
     df = df.join(teachers.select("teacher_id").with_row_index("__t"), on="teacher_id", how="left")
     df = _attribute(df, comp, teachers)
     lines_df = _lines(df, comp, _milli_target_masks(comp)) if n_t else pl.DataFrame()
+    if lines_df.height:
+        lines = {
+            "t": lines_df.get_column("__t").to_numpy().astype(np.int64),
+            "y": (lines_df.get_column("__year").to_numpy().astype(np.int64) - comp.cycle_start),
+            "cat": lines_df.get_column("__cat").cast(pl.Utf8).replace_strict(comp.cat_index, return_dtype=pl.Int64)
+            .to_numpy(),
+            "milli": lines_df.get_column("__milli").to_numpy().astype(np.int64),
+            "excluded": lines_df.get_column("__excluded").to_numpy().astype(bool),
+            "passed": lines_df.get_column("__passed").to_numpy().astype(bool),
+            "hours": lines_df.get_column(_milli("hours")).fill_null(0).to_numpy().astype(np.int64),
+            "rec": lines_df.get_column("__rec").to_numpy().astype(np.int64),
+        }
+        mcols = {name: lines_df.get_column(name).to_numpy().astype(bool) for name, _ in _milli_target_masks(comp)}
+    else:
+        lines = _no_lines()
+        mcols = {name: np.zeros(0, dtype=bool) for name, _ in _milli_target_masks(comp)}
+
+    def theme() -> pl.Series:
+        return lines_df.get_column("__theme").cast(pl.Utf8) if lines_df.height else pl.Series([], dtype=pl.Utf8)
+
+    out, years_df = _stage2(comp, teachers, lines, mcols, theme)
+    if routed_df.height:
+        t_rows, y_rows = _run_routed(comp, routed_df)
+        units = routed_df.select("teacher_id", *[c for c in UNIT_COLUMNS if c in routed_df.columns]).unique(
+            subset="teacher_id", keep="first", maintain_order=True)
+        routed_out = pl.DataFrame(t_rows).join(units, on="teacher_id", how="left")
+        out = pl.concat([out, routed_out.select(out.columns)], how="vertical_relaxed")
+        years_df = pl.concat([years_df, pl.DataFrame(y_rows, schema=years_df.schema)], how="vertical_relaxed")
+    return out, years_df
+
+
+def _no_lines() -> dict[str, np.ndarray]:
+    lines = {k: np.zeros(0, dtype=np.int64) for k in ("t", "y", "cat", "milli", "hours", "rec")}
+    lines["excluded"] = np.zeros(0, dtype=bool)
+    lines["passed"] = np.zeros(0, dtype=bool)
+    return lines
+
+
+def _stage2(comp: _Compiled, teachers: pl.DataFrame, lines: dict[str, np.ndarray], mcols: dict[str, np.ndarray],
+            theme: Callable[[], pl.Series], with_years: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per scope, from credited lines (NumPy arrays in canonical order, ``t``
+    the teacher's row in ``teachers``, ``y`` the year's offset in the cycle):
+    partial cycles, leave years, caps, transfers, minimums, verdicts."""
+    ev = comp.ev
+    n_t = teachers.height
     years = np.arange(comp.cycle_start, comp.last_year + 1, dtype=np.int64)
     n_y = len(years)
     ncs = comp.policy.cycle.years
@@ -920,27 +984,8 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
     hire_only = ~required & (years[None, :] == hired[:, None]) & has_hire_minimums
     in_leave = (leave_idx >= 0) & required & ~hire_only
 
-    # --- lines as arrays
-    if lines_df.height:
-        lines = {
-            "t": lines_df.get_column("__t").to_numpy().astype(np.int64),
-            "y": (lines_df.get_column("__year").to_numpy().astype(np.int64) - comp.cycle_start),
-            "cat": lines_df.get_column("__cat").cast(pl.Utf8).replace_strict(comp.cat_index, return_dtype=pl.Int64)
-            .to_numpy(),
-            "milli": lines_df.get_column("__milli").to_numpy().astype(np.int64),
-            "excluded": lines_df.get_column("__excluded").to_numpy().astype(bool),
-            "passed": lines_df.get_column("__passed").to_numpy().astype(bool),
-            "hours": lines_df.get_column(_milli("hours")).fill_null(0).to_numpy().astype(np.int64),
-            "rec": lines_df.get_column("__rec").to_numpy().astype(np.int64),
-        }
-        theme = lines_df.get_column("__theme").cast(pl.Utf8)
-    else:
-        lines = {k: np.zeros(0, dtype=np.int64) for k in ("t", "y", "cat", "milli", "hours", "rec")}
-        lines["excluded"] = np.zeros(0, dtype=bool)
-        lines["passed"] = np.zeros(0, dtype=bool)
-        theme = pl.Series([], dtype=pl.Utf8)
     synthetic = _leave_minimums(comp)
-    tmatch = _line_targets(comp, lines, lines_df, theme, synthetic)
+    tmatch = _line_targets(comp, lines, mcols, theme, synthetic)
     in_cycle = ~(excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < start[lines["t"]]))
     year_pick = np.flatnonzero(in_cycle | hire_only[lines["t"], lines["y"]])
     cycle_pick = np.flatnonzero(in_cycle)
@@ -1037,21 +1082,17 @@ def _evaluate_chunk(comp: _Compiled, df: pl.DataFrame) -> tuple[pl.DataFrame, pl
         pl.Series("total_milli", cycle_scope.counted.sum(axis=1)), pl.lit(False).alias("routed"),
         *[pl.Series(f"cat:{c}", cycle_scope.counted[:, i]) for i, c in enumerate(comp.categories)],
     )
-    year_passed = [bool(ok) if has else None for ok, has in zip(year_ok, year_has, strict=True)]
-    years_df = pl.DataFrame({
-        "teacher_id": np.repeat(teachers.get_column("teacher_id").to_numpy(), n_y),
-        "year": np.tile(years, n_t),
-        "passed": pl.Series(year_passed, dtype=pl.Boolean),
-        "total_milli": year_scope.counted.sum(axis=1),
-    }) if n_t else pl.DataFrame(schema={"teacher_id": pl.Utf8, "year": pl.Int64, "passed": pl.Boolean,
+    if with_years and n_t:
+        years_df = pl.DataFrame({
+            "teacher_id": teachers.get_column("teacher_id").cast(pl.Utf8).gather(np.repeat(np.arange(n_t), n_y)),
+            "year": np.tile(years, n_t),
+            "__ok": year_ok, "__has": year_has,
+            "total_milli": year_scope.counted.sum(axis=1),
+        }).select("teacher_id", "year", pl.when(pl.col("__has")).then(pl.col("__ok")).otherwise(None).alias("passed"),
+                  "total_milli")
+    else:
+        years_df = pl.DataFrame(schema={"teacher_id": pl.Utf8, "year": pl.Int64, "passed": pl.Boolean,
                                         "total_milli": pl.Int64})
-    if routed_df.height:
-        t_rows, y_rows = _run_routed(comp, routed_df)
-        units = routed_df.select("teacher_id", *[c for c in UNIT_COLUMNS if c in routed_df.columns]).unique(
-            subset="teacher_id", keep="first", maintain_order=True)
-        routed_out = pl.DataFrame(t_rows).join(units, on="teacher_id", how="left")
-        out = pl.concat([out, routed_out.select(out.columns)], how="vertical_relaxed")
-        years_df = pl.concat([years_df, pl.DataFrame(y_rows, schema=years_df.schema)], how="vertical_relaxed")
     return out, years_df
 
 
@@ -1072,7 +1113,8 @@ def _waived(comp: _Compiled, tmasks: dict[str, np.ndarray], n_t: int) -> dict[st
     return waived
 
 
-def _line_targets(comp: _Compiled, lines: dict[str, np.ndarray], lines_df: pl.DataFrame, theme: pl.Series,
+def _line_targets(comp: _Compiled, lines: dict[str, np.ndarray], mcols: dict[str, np.ndarray],
+                  theme: Callable[[], pl.Series],
                   synthetic: dict[int, list[Minimum]]) -> dict[str, np.ndarray]:
     """Per rule with a target: which lines it covers (before the excluded filter)."""
     tmatch: dict[str, np.ndarray] = {}
@@ -1082,10 +1124,9 @@ def _line_targets(comp: _Compiled, lines: dict[str, np.ndarray], lines_df: pl.Da
         if not isinstance(t, Target):
             continue
         if t.match is not None:
-            tmatch[rule.id] = (lines_df.get_column(f"__m:{rule.id}").to_numpy().astype(bool) if lines_df.height
-                               else np.zeros(0, dtype=bool))
+            tmatch[rule.id] = mcols[f"__m:{rule.id}"]
         elif t.theme is not None:
-            tmatch[rule.id] = (theme == t.theme).fill_null(False).to_numpy().astype(bool)
+            tmatch[rule.id] = (theme() == t.theme).fill_null(False).to_numpy().astype(bool)
         elif t.category is not None:
             tmatch[rule.id] = lines["cat"] == comp.cat_index[t.category]
         elif t.categories is not None:

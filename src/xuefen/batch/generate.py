@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from xuefen import vocab
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 ENUM8 = pa.dictionary(pa.int8(), pa.string())
 ENUM32 = pa.dictionary(pa.int32(), pa.string())
@@ -611,7 +611,9 @@ def generate(n_teachers: int, records_per_teacher: int, policy_id: str, as_of_ye
     }
     schema = SCHEMA.with_metadata(meta)
     started = time.perf_counter()
-    with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
+    # Decimals as INT32 (not big-endian fixed-length bytes): exact all the same,
+    # and readers decode them about six times faster.
+    with pq.ParquetWriter(tmp, schema, compression=compression, store_decimal_as_integer=True) as writer:
         for i0 in range(0, n_teachers, chunk_teachers):
             m = min(chunk_teachers, n_teachers - i0)
             t = _teachers(i0, m, seed, org, cycle_start, as_of_year, spec, id_width)
