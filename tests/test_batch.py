@@ -152,10 +152,14 @@ def engine_rows(policy: Policy, population: list[tuple[Teacher, list[Record]]], 
 
 
 BATCH_PATH: dict[str, int] = {}
+COLUMNAR_PATH: dict[str, int] = {}
+# policies whose conditions the columnar fast path cannot evaluate per
+# combination of facts (a ratio of two facts, credit bands): the general path
+GENERAL_ONLY = {"chaoyang-2016", "chaoyang-private-2016", "suzhou", "weifang"}
 
 
 def compare(policy: Policy, population: list[tuple[Teacher, list[Record]]], categorical: bool = False,
-            canonical: bool = False) -> None:
+            canonical: bool = False, columnar: bool = True) -> None:
     as_of = as_of_for(policy)
     frame = flat_frame(population).filter(pl.col("record_id").is_not_null())
     if canonical:
@@ -166,10 +170,12 @@ def compare(policy: Policy, population: list[tuple[Teacher, list[Record]]], cate
         frame = frame.with_columns(pl.col(c).cast(pl.Categorical) for c in
                                    ("stage", "post", "level", "form", "location", "result", "role", "achievement",
                                     "program", "category", "theme"))
-    result = evaluate_frame(policy, frame, as_of)
+    result = evaluate_frame(policy, frame, as_of, columnar=columnar)
     expected = engine_rows(policy, [(t, r) for t, r in population if r], as_of)
     got = {row["teacher_id"]: row for row in result.teachers.to_dicts()}
     BATCH_PATH[policy.id] = BATCH_PATH.get(policy.id, 0) + sum(not r["routed"] for r in got.values())
+    if columnar:
+        COLUMNAR_PATH[policy.id] = COLUMNAR_PATH.get(policy.id, 0) + result.columnar_chunks
     assert set(got) == set(expected)
     years: dict[str, dict[int, tuple[bool | None, int]]] = {}
     for row in result.years.to_dicts():
@@ -187,7 +193,7 @@ def compare(policy: Policy, population: list[tuple[Teacher, list[Record]]], cate
 def test_batch_equals_engine_on_random_ledgers(policy_id: str, data: st.DataObject) -> None:
     policy = REGISTRY.get(policy_id)
     compare(policy, data.draw(populations(policy)), categorical=data.draw(st.booleans()),
-            canonical=data.draw(st.booleans()))
+            canonical=data.draw(st.booleans()), columnar=data.draw(st.booleans()))
 
 
 @pytest.mark.parametrize("policy_id", POLICIES)
@@ -246,3 +252,15 @@ def test_routing_is_reported_and_exact_figures_kept() -> None:
                [Record(id="a", year=2012, form="集中", result="未参加", approved=True, hours=Decimal("40"))])]
     result = evaluate_frame(weifang, flat_frame(absent), dt.date(2013, 12, 31))
     assert result.routed == 1 and result.teachers.to_dicts()[0]["routed"] is True
+
+
+@pytest.mark.parametrize("policy_id", POLICIES)
+def test_the_random_ledgers_exercised_the_columnar_path(policy_id: str) -> None:
+    """Runs after the differential test: the fast path was really compared,
+    not silently replaced by the general one."""
+    if policy_id not in BATCH_PATH:
+        pytest.skip("the differential test did not run in this session")
+    if policy_id in GENERAL_ONLY:
+        assert COLUMNAR_PATH.get(policy_id, 0) == 0
+    else:
+        assert COLUMNAR_PATH.get(policy_id, 0) >= 5

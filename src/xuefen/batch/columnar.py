@@ -1,0 +1,660 @@
+"""The batch evaluator's fast path: Arrow columns straight to NumPy arrays.
+
+The Polars path of :mod:`xuefen.batch.evaluate` joins a frame of rule decisions
+back onto every record and filters and sorts frames of strings; at a hundred
+million records that is most of its time.  This path keeps each record as a
+handful of small integers instead:
+
+* every categorical column the policy's conditions read becomes a code per
+  row (the Parquet dictionary's index, or the value's offset for a year);
+  the codes of one record combine into one integer, its *combination*;
+* the rules (gates, conversion, multipliers, exclusion, year attribution,
+  match targets, routing) are evaluated by the very Polars expressions of the
+  general path, once per combination present — a few hundred in a province —
+  and become lookup tables indexed by combination;
+* per record only integer arithmetic remains: a gather from the tables and
+  ``credits × 1000 = round_half_up(quantity × numerator / denominator)``;
+* decimals are read as their unscaled integers (thousandths), never as floats.
+
+The lines it produces are the same arrays the general path hands to
+``_stage2`` (caps, transfers, minimums, verdicts), which both paths share.
+Where a chunk needs something this path does not do — numeric conditions,
+decimals finer than thousandths, record ids missing, teachers not contiguous —
+it returns ``None`` and the caller uses the general path for that chunk;
+teachers that need the per-teacher engine (completion, penalty, duplicate
+record ids, leave minimums on themes) are handed to the general path, which
+routes them.  ``tests/test_batch.py`` compares both paths with the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from xuefen import vocab
+from xuefen.errors import InputError, Problem
+from xuefen.policy.schema import Ops, Target
+
+from .evaluate import (
+    _NUMERIC,
+    CONST,
+    CREDITS,
+    DAYS,
+    DECIMAL_FIELDS,
+    HOURS,
+    HOURS_OR_DAYS,
+    TEACHER_COLUMNS,
+    TOPICS,
+    UNIT_COLUMNS,
+    _coefficient,
+    _Compiled,
+    _engine_teacher,
+    _evaluate_chunk,
+    _kind,
+    _max_outputs,
+    _milli_target_masks,
+    _record_exprs,
+    _slot_exprs,
+    _stage2,
+    canonicalise,
+)
+
+# A dense table of every combination is used up to this many cells; beyond
+# it the present combinations are found by sorting.
+DENSE_LIMIT = 1 << 22
+
+
+@dataclass
+class _Codes:
+    codes: np.ndarray  # int64 per row, 0 = null
+    values: list[Any]  # value of each code; values[0] is None
+    dtype: Any  # Polars dtype of the values, for the combination frame
+
+
+def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
+    """Every number a condition compares a numeric fact with, in the units
+    the condition sees (thousandths for decimals)."""
+    if isinstance(expected, Ops):
+        for v in [*(expected.in_ or []), *(expected.not_in or [])]:
+            _thresholds(v, scale, out)
+        for bound in (expected.lt, expected.le, expected.gt, expected.ge):
+            if bound is not None:
+                out.add(Fraction(bound) * scale)
+    elif isinstance(expected, list):
+        for v in expected:
+            _thresholds(v, scale, out)
+    elif expected is not None and not isinstance(expected, (bool, str)):
+        out.add(Fraction(expected) * scale)
+    elif isinstance(expected, str):
+        try:
+            out.add(Fraction(expected) * scale)
+        except ValueError:
+            pass
+
+
+class Plan:
+    """What the fast path needs of one compiled policy: the columns its
+    conditions read and the quantities its conversions use."""
+
+    def __init__(self, comp: _Compiled) -> None:
+        self.comp = comp
+        ev = comp.ev
+        self.targets = _milli_target_masks(comp)
+        # numeric facts become codes too: the interval they fall in between the
+        # numbers the policy compares them with (see _numeric_codes)
+        cols: set[str] = set()
+        self.numeric_keys: dict[str, set[Fraction]] = {}
+        numeric = any(g.max_absence_share for g in ev.gates)  # a ratio of two facts: the general path
+        route_matches = [c.when for c in ev.completions] + [p.when for p in ev.penalties]
+        matches: list[dict[str, Any] | None] = [m for _, m in self.targets]
+        for g in ev.gates:
+            matches += [g.when, g.require]
+        with_when: list[Any] = [*ev.conversions, *ev.excludes, *ev.multipliers]
+        matches += [r.when for r in with_when]
+        matches += [*route_matches, *(a.when for a in ev.attributions)]
+        for m in matches:
+            for key, expected in (m or {}).items():
+                name = key.removeprefix("teacher.")
+                if name in _NUMERIC:
+                    _thresholds(expected, 1000 if name in DECIMAL_FIELDS else 1,
+                                self.numeric_keys.setdefault(name, set()))
+                elif name in ("hired_in_cycle", "transferred_in_cycle"):
+                    cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
+                else:
+                    cols.add("__category_id" if name == "category" else name)
+        for c in ev.conversions:
+            for out in ev._outputs[c.id]:
+                if out.category == "@record":
+                    cols.add("__category_id")
+                cr = out.credits
+                if cr.bands is not None:
+                    numeric = True
+                if cr.by is not None:
+                    if cr.by.field in _NUMERIC:
+                        scale = 1000 if cr.by.field in DECIMAL_FIELDS else 1
+                        keys = self.numeric_keys.setdefault(cr.by.field, set())
+                        for key in cr.by.values:
+                            keys.add(Fraction(key) * scale)
+                    else:
+                        cols.add(cr.by.field)
+        self.key_cols = sorted(cols)
+        self.numeric = numeric
+        self.numeric_cols = sorted(self.numeric_keys)
+        self.route_matches = route_matches
+        self.max_outputs = _max_outputs(comp)
+        kinds: set[int] = set()
+        for c in ev.conversions:
+            for out in ev._outputs[c.id]:
+                if out.credits.bands is None:  # bands are numeric: the general path
+                    kinds.add(_coefficient(comp, out.credits)[0])
+        self.kinds = kinds
+        self.needs_credits = CREDITS in kinds or any(g.otherwise == "preset" for g in ev.gates)
+        # leave minimums on themes or record matches are routed, as in the general path
+        self.route_leaves = any(
+            not (lm.target == "total" or (isinstance(lm.target, Target) and lm.target.category))
+            for lr in ev.leaves for lm in lr.year_minimums)
+        self.preset_of = np.array([g.otherwise == "preset" for g in ev.gates] + [False], dtype=bool)
+        self._luts: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+
+    def columns(self, available: list[str]) -> list[str]:
+        """The input columns to read."""
+        want = {"teacher_id", "record_id", "year", "leaves", *TEACHER_COLUMNS, *UNIT_COLUMNS, "hours"}
+        want |= {"category" if c == "__category_id" else c for c in self.key_cols}
+        want |= set(self.numeric_cols)
+        want |= {a.field for a in self.comp.ev.attributions}
+        if self.kinds & {HOURS_OR_DAYS, DAYS}:
+            want.add("days")
+        if TOPICS in self.kinds:
+            want.add("topics")
+        if self.needs_credits:
+            want.add("credits")
+        return [c for c in available if c in want]
+
+
+# ---------------------------------------------------------------- columns
+
+
+_ENUM_MAPS: dict[str, dict[str, str]] = {}
+
+
+def _enum_map(name: str) -> dict[str, str]:
+    if name not in _ENUM_MAPS:
+        _ENUM_MAPS[name] = {variant: canon for canon, variants in vocab.ENUMS[name].items()
+                            for variant in (canon, *variants)}
+    return _ENUM_MAPS[name]
+
+
+def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
+    if pa.types.is_dictionary(arr.type):
+        return arr
+    return pc.dictionary_encode(arr)
+
+
+def _indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """Dictionary index + 1 per row, 0 for null."""
+    idx = arr.indices
+    if idx.null_count:
+        idx = idx.cast(pa.int64()).fill_null(-1)
+    out: np.ndarray = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if arr.null_count and not idx.null_count:  # pragma: no cover - nulls live in the indices
+        out = np.where(arr.is_valid().to_numpy(zero_copy_only=False), out, -1)
+    return out + 1
+
+
+def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem]) -> _Codes | None:
+    source = "category" if name == "__category_id" else name
+    n = table.num_rows
+    if source not in table.column_names:
+        kind = _kind(source)
+        dtype = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
+        return _Codes(np.zeros(n, dtype=np.int64), [None], dtype)
+    arr = table.column(source).combine_chunks()
+    kind = _kind(source)
+    if pa.types.is_null(arr.type):
+        return _Codes(np.zeros(n, dtype=np.int64), [None], pl.Boolean if kind == "bool" else
+                      pl.Int64 if kind == "int" else pl.Utf8)
+    if kind == "bool":
+        if not pa.types.is_boolean(arr.type):
+            return None
+        values = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        return _Codes(np.where(valid, values, 0), [None, False, True], pl.Boolean)
+    if kind == "int":
+        if not pa.types.is_integer(arr.type):
+            return None
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        v = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if not valid.any():
+            return _Codes(np.zeros(n, dtype=np.int64), [None], pl.Int64)
+        lo, hi = int(v[valid].min()), int(v[valid].max())
+        if hi - lo > 10_000:
+            return None
+        return _Codes(np.where(valid, v - lo + 1, 0), [None, *range(lo, hi + 1)], pl.Int64)
+    if not (pa.types.is_dictionary(arr.type) or pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    d = _dictionary(arr)
+    raw = d.dictionary.to_pylist()
+    if source in vocab.ENUMS:
+        mapping = _enum_map(source)
+        mapped = []
+        for value in raw:
+            canon = mapping.get(value.strip()) if isinstance(value, str) else None
+            if canon is None and value is not None:
+                problems.append(Problem(f"“{value}”不是可识别的取值", column=source))
+            mapped.append(canon)
+        raw = mapped
+    elif name == "__category_id":
+        raw = [comp.alias.get(v, v) if v is not None else None for v in raw]
+    return _Codes(_indices(d), [None, *raw], pl.Utf8)
+
+
+def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(thousandths with nulls as 0, null mask) of a decimal or integer column;
+    None when the column cannot be read exactly in thousandths here."""
+    n = table.num_rows
+    if name not in table.column_names:
+        return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    arr = table.column(name).combine_chunks()
+    t = arr.type
+    if pa.types.is_null(t):
+        return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    if pa.types.is_integer(t):
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) * 1000
+    elif pa.types.is_decimal128(t) and t.scale <= 3 and t.scale >= 0:
+        # the unscaled integer is the low 64-bit word of each 128-bit value
+        words = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=2 * (arr.offset + n))
+        low = words[2 * arr.offset::2]
+        if t.precision > 18:
+            high = words[2 * arr.offset + 1::2]
+            valid_rows = arr.is_valid().to_numpy(zero_copy_only=False)
+            if np.any(valid_rows & (high != (low >> 63))):
+                return None
+        values = low * (10 ** (3 - t.scale))
+    else:
+        return None
+    null = ~arr.is_valid().to_numpy(zero_copy_only=False)
+    if null.any():
+        values = np.where(null, 0, values)
+    return values, null
+
+
+def _ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    n = table.num_rows
+    if name not in table.column_names:
+        return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    arr = table.column(name).combine_chunks()
+    if pa.types.is_null(arr.type):
+        return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    return (arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64),
+            ~arr.is_valid().to_numpy(zero_copy_only=False))
+
+
+
+def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> _Codes | None:
+    """A numeric fact as the interval it falls in.  Candidates: around every
+    threshold t, the integers floor(t)-1 … ceil(t)+1; a value's code is the
+    largest candidate not above it.  No threshold lies strictly between a
+    candidate and the next one, nor equals a value strictly between them, so
+    every comparison the policy makes gives the same answer for the value as
+    for the candidate, which stands in for it in the rule tables."""
+    decimal = name in DECIMAL_FIELDS
+    if decimal:
+        read = _milli(table, name)
+        if read is None:
+            return None
+        values, null = read
+    else:
+        values, null = _ints(table, name)
+    cand: set[int] = {0}
+    for t in thresholds:
+        lo, hi = math.floor(t), math.ceil(t)
+        cand.update((lo - 1, lo, lo + 1, hi, hi + 1))
+    points = np.array(sorted(cand), dtype=np.int64)
+    codes = np.searchsorted(points, values, side="right") + 1  # 1: below every candidate
+    codes[null] = 0
+    stand_in = [None, int(points[0]) - 1, *(int(p) for p in points)]
+    return _Codes(codes.astype(np.int64), stand_in, pl.Int64)
+
+# ---------------------------------------------------------------- lookup tables
+
+
+def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """(combination index per row, present combination ids, strides)."""
+    cards = [len(c.values) for c in cols]
+    total = math.prod(cards)
+    if total >= 1 << 62:
+        return None
+    strides = []
+    s = 1
+    for card in cards:
+        strides.append(s)
+        s *= card
+    n = len(cols[0].codes) if cols else 0
+    combo = np.zeros(n, dtype=np.int64)
+    for c, stride in zip(cols, strides, strict=True):
+        if len(c.values) > 1:
+            combo += c.codes * stride
+    if total <= DENSE_LIMIT:
+        seen = np.zeros(total, dtype=bool)
+        seen[combo] = True
+        present = np.flatnonzero(seen)
+        index = np.zeros(total, dtype=np.int64)
+        index[present] = np.arange(len(present))
+        return index[combo], present, strides
+    present, inverse = np.unique(combo, return_inverse=True)
+    return inverse.astype(np.int64), present, strides
+
+
+def _tables(plan: Plan, names: list[str], cols: list[_Codes], present: np.ndarray,
+            strides: list[int]) -> dict[str, np.ndarray]:
+    """The rule decisions per present combination, as NumPy lookup tables."""
+    comp = plan.comp
+    data = {}
+    for name, col, stride in zip(names, cols, strides, strict=True):
+        code = (present // stride) % len(col.values)
+        data[name] = pl.Series(name, [col.values[c] for c in code.tolist()], dtype=col.dtype)
+    frame = pl.DataFrame(data) if data else pl.DataFrame({"__dummy": np.zeros(len(present))})
+    frame = frame.with_columns(_record_exprs(comp, plan.targets)).with_columns(_slot_exprs(comp))
+    extra = []
+    if plan.route_matches:
+        extra.append(pl.any_horizontal([comp.match(m) for m in plan.route_matches]).alias("__route"))
+    for i, a in enumerate(comp.ev.attributions):
+        extra.append(comp.match(a.when).alias(f"__attr{i}"))
+    if extra:
+        frame = frame.with_columns(extra)
+
+    def arr(col: str, fill: Any = 0, dtype: Any = np.int64) -> np.ndarray:
+        s = frame.get_column(col)
+        return np.asarray(s.fill_null(fill).to_numpy(), dtype=dtype)
+
+    out = {
+        "failed": arr("__failed", -1), "excluded": arr("__excluded", False, bool),
+        "mnum": arr("__mnum", 1), "mden": arr("__mden", 1),
+        "route": arr("__route", False, bool) if plan.route_matches else np.zeros(len(present), dtype=bool),
+    }
+    for name, _ in plan.targets:
+        out[name] = arr(name, False, bool)
+    for i in range(len(comp.ev.attributions)):
+        out[f"attr{i}"] = arr(f"__attr{i}", False, bool)
+    for k in range(plan.max_outputs):
+        if f"__cat{k}" not in frame.columns:
+            continue
+        cats = frame.get_column(f"__cat{k}").cast(pl.Utf8)
+        out[f"cat{k}"] = np.asarray(cats.replace_strict(comp.cat_index, default=-1, return_dtype=pl.Int64)
+                                    .fill_null(-1).to_numpy(), dtype=np.int64)
+        out[f"qk{k}"] = arr(f"__qk{k}", CONST)
+        out[f"num{k}"] = arr(f"__cn{k}", 0) * out["mnum"]
+        out[f"den{k}"] = arr(f"__cd{k}", 1) * out["mden"]
+        out[f"dn{k}"] = arr(f"__dn{k}", 0)
+        out[f"dd{k}"] = arr(f"__dd{k}", 1)
+        out[f"theme_rec{k}"] = arr(f"__theme_rec{k}", False, bool)
+        out[f"theme{k}"] = np.asarray(frame.get_column(f"__theme{k}").cast(pl.Utf8).to_list(), dtype=object)
+    return out
+
+
+# ---------------------------------------------------------------- one chunk
+
+
+def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """Evaluate one teacher-clustered Arrow table; None if this path does not
+    apply to it (the caller then uses the general path)."""
+    comp = plan.comp
+    if plan.numeric or table.num_rows == 0:
+        return None
+    n = table.num_rows
+    for col in ("teacher_id", "record_id"):
+        if col not in table.column_names or table.column(col).null_count:
+            return None
+    tid = _indices(_dictionary(table.column("teacher_id").combine_chunks())) - 1
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(tid[1:], tid[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    if len(np.unique(tid[starts])) != len(starts):
+        return None  # a teacher's rows are not contiguous
+    t = np.cumsum(change) - 1
+    n_t = len(starts)
+
+    problems: list[Problem] = []
+    cols: list[_Codes] = []
+    for name in plan.key_cols:
+        c = _codes(table, name, comp, problems)
+        if c is None:
+            return None
+        cols.append(c)
+    for name in plan.numeric_cols:
+        c = _numeric_codes(table, name, plan.numeric_keys[name])
+        if c is None:
+            return None
+        cols.append(c)
+    names = [*plan.key_cols, *(f"__{c}_m" if c in DECIMAL_FIELDS else c for c in plan.numeric_cols)]
+    if problems:
+        raise InputError(problems)
+    hours = _milli(table, "hours")
+    days = _milli(table, "days") if plan.kinds & {HOURS_OR_DAYS, DAYS} else None
+    credits = _milli(table, "credits") if plan.needs_credits else None
+    if hours is None or (plan.kinds & {HOURS_OR_DAYS, DAYS} and days is None) or (plan.needs_credits and credits is None):
+        return None
+    topics = _ints(table, "topics") if TOPICS in plan.kinds else None
+    combos = _combinations(cols)
+    if combos is None:
+        return None
+    cidx, present, strides = combos
+    lut = _tables(plan, names, cols, present, strides)
+
+    # teachers: one row each, first row's facts (as the general path)
+    teacher_cols = ["teacher_id", *TEACHER_COLUMNS, "leaves", *[c for c in UNIT_COLUMNS if c in table.column_names]]
+    present_cols = [c for c in teacher_cols if c in table.column_names]
+    teachers = pl.from_arrow(table.select(present_cols).take(pa.array(starts)))
+    assert isinstance(teachers, pl.DataFrame)
+    for col in teacher_cols:
+        if col not in teachers.columns:
+            kind = _kind(col)
+            dtype: Any = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
+            teachers = teachers.with_columns(pl.lit(None, dtype=dtype).alias(col))
+    teachers = canonicalise(teachers.select(teacher_cols)).with_columns(
+        pl.col("teacher_id").cast(pl.Utf8), pl.col("leaves").cast(pl.Utf8))
+
+    # routing: per teacher, as the general path's _route_mask
+    route_t = np.zeros(n_t, dtype=bool)
+    if plan.route_matches:
+        np.logical_or.at(route_t, t, lut["route"][cidx])
+    if plan.route_leaves:
+        route_t |= teachers.get_column("leaves").is_not_null().to_numpy()
+    rid = _dictionary(table.column("record_id").combine_chunks())
+    rank_of = np.empty(len(rid.dictionary), dtype=np.int64)
+    rank_of[np.asarray(pc.sort_indices(rid.dictionary).to_numpy(zero_copy_only=False))] = np.arange(len(rid.dictionary))
+    rank = rank_of[_indices(rid) - 1]
+    same_t = ~change[1:]
+    if np.any(same_t & (rank[1:] <= rank[:-1])):
+        # record ids not increasing within each teacher: look for duplicates
+        key = t * (len(rank_of) + 1) + rank
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        dup = np.flatnonzero(sk[1:] == sk[:-1])
+        route_t[t[order[dup]]] = True
+
+    # the year each record counts in (attribute_year: first applicable rule)
+    year, year_null = _ints(table, "year")
+    if year_null.any():
+        return None
+    attributed = year.copy()
+    decided = np.zeros(n, dtype=bool)
+    for i, a in enumerate(comp.ev.attributions):
+        value, null = _ints(table, a.field)
+        applies = lut[f"attr{i}"][cidx] & ~null & ~decided
+        if a.require_leave and applies.any():
+            approved = []
+            for ti, text in enumerate(teachers.get_column("leaves").to_list()):
+                if text:
+                    for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves:
+                        if lv.approved and lv.kind in a.require_leave:
+                            approved.append(ti * 100_000 + lv.year)
+            applies &= np.isin(t * 100_000 + value, np.array(approved, dtype=np.int64))
+        attributed = np.where(applies, value, attributed)
+        decided |= applies
+
+    if route_t.any():
+        keep_t = ~route_t
+        rows = np.flatnonzero(keep_t[t])
+        routed_rows = np.flatnonzero(route_t[t])
+        routed = _evaluate_chunk(comp, canonicalise(_as_polars(table.take(pa.array(routed_rows)))))
+        renumber = np.cumsum(keep_t) - 1
+        t = renumber[t[rows]]
+        cidx, attributed, rank = cidx[rows], attributed[rows], rank[rows]
+        hours = (hours[0][rows], hours[1][rows])
+        days = (days[0][rows], days[1][rows]) if days is not None else None
+        credits = (credits[0][rows], credits[1][rows]) if credits is not None else None
+        topics = (topics[0][rows], topics[1][rows]) if topics is not None else None
+        teachers = teachers.filter(pl.Series(keep_t))
+        orig = rows
+    else:
+        routed = None
+        orig = np.arange(n)
+
+    # records of the cycle, in canonical order (teacher, year, record id)
+    keep = np.flatnonzero((attributed >= comp.cycle_start) & (attributed <= comp.last_year))
+    t, cidx, yr, rank = t[keep], cidx[keep], attributed[keep], rank[keep]
+    rec = orig[keep]  # a line's record: its row in the table
+    work = keep  # its row in the working arrays (hours, days, ...)
+    if len(t) > 1:
+        dt_ = np.diff(t)
+        dy = np.diff(yr)
+        dr = np.diff(rank)
+        ordered = bool(np.all((dt_ > 0) | ((dt_ == 0) & ((dy > 0) | ((dy == 0) & (dr > 0))))))
+    else:
+        ordered = True
+    if not ordered:
+        order = np.lexsort((rank, yr, t))
+        t, cidx, yr, rec, work = t[order], cidx[order], yr[order], rec[order], work[order]
+
+    def record_theme(rows: np.ndarray) -> np.ndarray:
+        if "theme" not in table.column_names:
+            return np.full(len(rows), None, dtype=object)
+        return np.asarray(table.column("theme").take(pa.array(rows)).cast(pa.string()).to_pylist(), dtype=object)
+
+    lines, mcols, themes = _credit_lines(plan, lut, t, cidx, yr, rec, work, hours, days, credits, topics,
+                                         record_theme)
+
+    def theme() -> pl.Series:
+        return pl.Series("__theme", themes(), dtype=pl.Utf8)
+
+    out, years_df = _stage2(comp, teachers, lines, mcols, theme, with_years)
+    if routed is not None:
+        out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
+        years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
+    return out, years_df
+
+
+def _as_polars(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+def _credit_lines(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: np.ndarray, yr: np.ndarray,
+                  rec: np.ndarray, work: np.ndarray, hours: Pair, days: Pair | None, credits: Pair | None,
+                  topics: Pair | None, record_theme: Callable[[np.ndarray], np.ndarray],
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Callable[[], list[Any]]]:
+    """Credited lines (one per record and conversion output), as the general
+    path's ``_lines`` + ``_finish_lines`` make them."""
+    comp = plan.comp
+    parts: list[dict[str, np.ndarray]] = []
+    theme_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
+    failed_all = lut["failed"][cidx]
+    for k in range(plan.max_outputs):
+        if f"cat{k}" not in lut:
+            continue
+        cat = lut[f"cat{k}"][cidx]
+        sel = np.flatnonzero(cat >= 0)
+        if not len(sel):
+            continue
+        c = cidx[sel]
+        r = work[sel]
+        qk = lut[f"qk{k}"][c]
+        num = lut[f"num{k}"][c]
+        den = lut[f"den{k}"][c]
+        kinds = set(np.unique(lut[f"qk{k}"][np.unique(c)]).tolist())
+        qty = np.zeros(len(sel), dtype=np.int64)
+        h, h_null = hours[0][r], hours[1][r]
+        for kind in kinds:
+            m = qk == kind
+            if kind == CONST:
+                qty[m] = 1
+            elif kind == HOURS:
+                qty[m] = h[m]
+            elif kind == HOURS_OR_DAYS:
+                assert days is not None
+                dv = days[0][r]
+                from_days = m & h_null
+                qty[m] = h[m]
+                qty[from_days] = dv[from_days] * lut[f"dn{k}"][c][from_days]
+                den = np.where(from_days, den * lut[f"dd{k}"][c], den)
+            elif kind == DAYS:
+                assert days is not None
+                qty[m] = days[0][r][m]
+            elif kind == TOPICS:
+                assert topics is not None
+                qty[m] = topics[0][r][m] * 1000
+            else:
+                assert credits is not None
+                qty[m] = credits[0][r][m]
+        milli = (2 * qty * num + den) // (2 * den)
+        failed = failed_all[sel]
+        passed = failed < 0
+        if not passed.all():
+            preset = plan.preset_of[failed] & ~passed
+            if credits is not None:
+                preset &= ~credits[1][r]
+                milli = np.where(passed, milli, np.where(preset, credits[0][r], 0))
+            else:
+                milli = np.where(passed, milli, 0)
+        part = {
+            "t": t[sel], "y": yr[sel] - comp.cycle_start, "cat": cat[sel], "milli": milli,
+            "excluded": lut["excluded"][c], "passed": passed, "hours": h, "rec": rec[sel],
+            "k": np.full(len(sel), k, dtype=np.int64), "pos": sel,
+        }
+        for name, _ in plan.targets:
+            part[name] = lut[name][c]
+        parts.append(part)
+        theme_parts.append((k, c, rec[sel]))
+    if not parts:
+        empty = {k: np.zeros(0, dtype=np.int64) for k in ("t", "y", "cat", "milli", "hours", "rec")}
+        empty["excluded"] = np.zeros(0, dtype=bool)
+        empty["passed"] = np.zeros(0, dtype=bool)
+        return empty, {name: np.zeros(0, dtype=bool) for name, _ in plan.targets}, list
+    if len(parts) == 1:
+        merged = parts[0]
+        order = None
+    else:
+        merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        # a record's lines stay together, in output order, where the record stands
+        order = np.lexsort((merged["k"], merged["pos"]))
+        merged = {key: v[order] for key, v in merged.items()}
+    lines = {key: merged[key] for key in ("t", "y", "cat", "milli", "excluded", "passed", "hours", "rec")}
+    mcols = {name: merged[name] for name, _ in plan.targets}
+
+    def themes() -> list[Any]:
+        values: list[Any] = []
+        for k, c, rows in theme_parts:
+            fixed = lut[f"theme{k}"][c]
+            from_record = lut[f"theme_rec{k}"][c]
+            values.extend(np.where(from_record, record_theme(rows), fixed).tolist() if from_record.any()
+                          else fixed.tolist())
+        if order is not None:
+            return [values[i] for i in order.tolist()]
+        return values
+
+    return lines, mcols, themes
+
