@@ -554,6 +554,11 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     return out, years_df
 
 
+def _is_identity(rows: np.ndarray) -> bool:
+    """Is ``rows`` 0, 1, 2, … (the working rows all kept, in order)?"""
+    return len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1 and bool(np.all(np.diff(rows) == 1)))
+
+
 def _as_polars(table: pa.Table) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
@@ -572,63 +577,90 @@ def _credit_lines(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: n
     comp = plan.comp
     parts: list[dict[str, np.ndarray]] = []
     theme_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
-    failed_all = lut["failed"][cidx]
+    n = len(cidx)
+    # the tables hold only combinations present in this chunk, so a property
+    # of every table entry is a property of every record
+    any_failed = bool(np.any(lut["failed"] >= 0))
+    any_excluded = bool(np.any(lut["excluded"]))
     for k in range(plan.max_outputs):
         if f"cat{k}" not in lut:
             continue
-        cat = lut[f"cat{k}"][cidx]
-        sel = np.flatnonzero(cat >= 0)
-        if not len(sel):
+        cat_lut = lut[f"cat{k}"]
+        valid = cat_lut >= 0
+        if not valid.any():
             continue
-        c = cidx[sel]
-        r = work[sel]
-        qk = lut[f"qk{k}"][c]
+        sel: np.ndarray | None
+        if valid.all():
+            sel, c, r = None, cidx, work
+            cat = cat_lut[cidx]
+        else:
+            cat = cat_lut[cidx]
+            sel = np.flatnonzero(cat >= 0)
+            if not len(sel):
+                continue
+            c, r, cat = cidx[sel], work[sel], cat[sel]
+        h = hours[0][r] if len(r) != len(hours[0]) or not _is_identity(r) else hours[0]
         num = lut[f"num{k}"][c]
         den = lut[f"den{k}"][c]
-        kinds = set(np.unique(lut[f"qk{k}"][np.unique(c)]).tolist())
-        qty = np.zeros(len(sel), dtype=np.int64)
-        h, h_null = hours[0][r], hours[1][r]
-        for kind in kinds:
-            m = qk == kind
-            if kind == CONST:
-                qty[m] = 1
-            elif kind == HOURS:
-                qty[m] = h[m]
-            elif kind == HOURS_OR_DAYS:
-                assert days is not None
-                dv = days[0][r]
-                from_days = m & h_null
-                qty[m] = h[m]
-                qty[from_days] = dv[from_days] * lut[f"dn{k}"][c][from_days]
-                den = np.where(from_days, den * lut[f"dd{k}"][c], den)
-            elif kind == DAYS:
-                assert days is not None
-                qty[m] = days[0][r][m]
-            elif kind == TOPICS:
-                assert topics is not None
-                qty[m] = topics[0][r][m] * 1000
-            else:
-                assert credits is not None
-                qty[m] = credits[0][r][m]
-        milli = (2 * qty * num + den) // (2 * den)
-        failed = failed_all[sel]
-        passed = failed < 0
-        if not passed.all():
+        qk_lut = lut[f"qk{k}"]
+        kinds = set(np.unique(qk_lut[valid]).tolist())
+        if kinds == {HOURS}:
+            qty = h
+        else:
+            qk = qk_lut[c]
+            h_null = hours[1][r]
+            qty = np.zeros(len(c), dtype=np.int64)
+            for kind in kinds:
+                m = qk == kind
+                if kind == CONST:
+                    qty[m] = 1
+                elif kind == HOURS:
+                    qty[m] = h[m]
+                elif kind == HOURS_OR_DAYS:
+                    assert days is not None
+                    dv = days[0][r]
+                    from_days = m & h_null
+                    qty[m] = h[m]
+                    qty[from_days] = dv[from_days] * lut[f"dn{k}"][c][from_days]
+                    den = np.where(from_days, den * lut[f"dd{k}"][c], den)
+                elif kind == DAYS:
+                    assert days is not None
+                    qty[m] = days[0][r][m]
+                elif kind == TOPICS:
+                    assert topics is not None
+                    qty[m] = topics[0][r][m] * 1000
+                else:
+                    assert credits is not None
+                    qty[m] = credits[0][r][m]
+        # credits × 1000 rounded half up: (2·q·num + den) // (2·den)
+        milli = qty * num
+        milli *= 2
+        milli += den
+        den2 = den * 2
+        milli //= den2
+        if any_failed:
+            failed = lut["failed"][c]
+            passed = failed < 0
             preset = plan.preset_of[failed] & ~passed
             if credits is not None:
                 preset &= ~credits[1][r]
                 milli = np.where(passed, milli, np.where(preset, credits[0][r], 0))
             else:
                 milli = np.where(passed, milli, 0)
+        else:
+            passed = np.ones(len(c), dtype=bool)
         part = {
-            "t": t[sel], "y": yr[sel] - comp.cycle_start, "cat": cat[sel], "milli": milli,
-            "excluded": lut["excluded"][c], "passed": passed, "hours": h, "rec": rec[sel],
-            "k": np.full(len(sel), k, dtype=np.int64), "pos": sel,
+            "t": t if sel is None else t[sel], "y": (yr if sel is None else yr[sel]) - comp.cycle_start, "cat": cat,
+            "milli": milli, "excluded": lut["excluded"][c] if any_excluded else np.zeros(len(c), dtype=bool),
+            "passed": passed, "hours": h, "rec": rec if sel is None else rec[sel],
         }
+        if plan.max_outputs > 1:
+            part["k"] = np.full(len(c), k, dtype=np.int64)
+            part["pos"] = np.arange(n) if sel is None else sel
         for name, _ in plan.targets:
             part[name] = lut[name][c]
         parts.append(part)
-        theme_parts.append((k, c, rec[sel]))
+        theme_parts.append((k, c, part["rec"]))
     if not parts:
         empty = {k: np.zeros(0, dtype=np.int64) for k in ("t", "y", "cat", "milli", "hours", "rec")}
         empty["excluded"] = np.zeros(0, dtype=bool)
