@@ -29,6 +29,7 @@ routes them.  ``tests/test_batch.py`` compares both paths with the engine.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -162,7 +163,34 @@ class Plan:
             not (lm.target == "total" or (isinstance(lm.target, Target) and lm.target.category))
             for lr in ev.leaves for lm in lr.year_minimums)
         self.preset_of = np.array([g.otherwise == "preset" for g in ev.gates] + [False], dtype=bool)
-        self._luts: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+        self._known: dict[tuple[Any, ...], int] = {}
+        self._all: dict[str, np.ndarray] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def tables(self, names: list[str], cols: list[_Codes], present: np.ndarray,
+               strides: list[int]) -> dict[str, np.ndarray]:
+        """The rule tables for the present combinations of one chunk.  Each
+        combination of values is evaluated once per run, whichever chunk
+        (and whichever dictionary coding) it first appears in."""
+        decoded = [(present // stride) % len(col.values) for col, stride in zip(cols, strides, strict=True)]
+        keys = list(zip(*(np.asarray(col.values, dtype=object)[code].tolist()
+                          for col, code in zip(cols, decoded, strict=True)), strict=True)) if cols else \
+            [()] * len(present)
+        with self._lock:
+            new = [i for i, key in enumerate(keys) if key not in self._known]
+            if new:
+                sub = np.asarray(new, dtype=np.int64)
+                fresh = _tables(self, names, cols, present[sub], strides)
+                base = self._size
+                for j, i in enumerate(new):
+                    self._known[keys[i]] = base + j
+                self._size += len(new)
+                self._all = fresh if not self._all else {
+                    k: np.concatenate([self._all[k], fresh[k]]) for k in self._all}
+            rows = np.fromiter((self._known[key] for key in keys), dtype=np.int64, count=len(keys))
+            everything = self._all
+        return {k: v[rows] for k, v in everything.items()}
 
     def columns(self, available: list[str]) -> list[str]:
         """The input columns to read."""
@@ -448,7 +476,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     if combos is None:
         return None
     cidx, present, strides = combos
-    lut = _tables(plan, names, cols, present, strides)
+    lut = plan.tables(names, cols, present, strides)
 
     # teachers: one row each, first row's facts (as the general path)
     teacher_cols = ["teacher_id", *TEACHER_COLUMNS, "leaves", *[c for c in UNIT_COLUMNS if c in table.column_names]]

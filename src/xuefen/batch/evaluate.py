@@ -1242,7 +1242,7 @@ def _keep_freed_memory() -> None:
 
 def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
                      options: dict[str, str] | None = None, batch_rows: int = 500_000,
-                     workers: int | None = None) -> pl.DataFrame:
+                     workers: int | None = None, read_rows: int = 2_000_000) -> pl.DataFrame:
     """Stream a teacher-clustered Parquet file in row batches, carrying a
     teacher split across two batches into the next one, and evaluate the
     batches on ``workers`` threads (default: one per core, at most 2 batches
@@ -1281,21 +1281,30 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     teacher_frames: list[pl.DataFrame] = []
     carry: pa.Table | None = None
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        # Read large batches (a generated file's whole row groups) and cut
+        # them at teacher boundaries into pieces that share one dictionary;
+        # only a teacher split between two reads is carried and re-encoded.
+        for batch in pf.iter_batches(batch_size=read_rows, columns=columns):
             table = pa.Table.from_batches([batch])
             if carry is not None:
                 table = pa.concat_tables([carry, table]).unify_dictionaries().combine_chunks()
             ids = table.column("teacher_id").combine_chunks()
-            last = ids[len(ids) - 1]
-            tail = pac.equal(ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids, last.as_py())
-            first_tail = len(ids) - int(pac.sum(tail).as_py() or 0)
-            # the last teacher may go on in the next batch
+            if pa.types.is_dictionary(ids.type):
+                codes = ids.indices.to_numpy(zero_copy_only=False)
+            else:
+                codes = pac.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+            # the last teacher may go on in the next read
+            first_tail = int(starts[-1])
             carry = table.slice(first_tail)
-            body = table.slice(0, first_tail)
-            if body.num_rows:
-                pending.append(pool.submit(run, body))
-            while len(pending) > n_workers:
-                teacher_frames.append(pending.pop(0).result())
+            begin = 0
+            while begin < first_tail:
+                want = begin + batch_rows
+                end = first_tail if want >= first_tail else int(starts[np.searchsorted(starts, want)])
+                pending.append(pool.submit(run, table.slice(begin, end - begin)))
+                begin = end
+                while len(pending) > n_workers:
+                    teacher_frames.append(pending.pop(0).result())
         if carry is not None and carry.num_rows:
             pending.append(pool.submit(run, carry))
         teacher_frames += [f.result() for f in pending]
