@@ -1216,99 +1216,10 @@ def _chunks(df: pl.DataFrame, chunk_rows: int) -> Iterator[pl.DataFrame]:
         start = cut
 
 
-def _keep_freed_memory() -> None:
-    """Ask glibc to serve large arrays from its heap and keep freed memory for
-    reuse.  By default every array above a few megabytes is a fresh mapping
-    that the kernel zero-fills page by page on first touch and unmaps on free;
-    a batch allocates thousands of them, and measured here that page faulting
-    took about 40 % of the evaluation time.  Peak memory is unchanged (the
-    same arrays are alive at once); only its return to the system waits for
-    the end of the process.  No effect on other C libraries."""
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 1 << 30)
-    mallopt(m_trim_threshold, (1 << 31) - 1)
-
 
 def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
-                     options: dict[str, str] | None = None, batch_rows: int = 500_000,
-                     workers: int | None = None, read_rows: int = 2_000_000) -> pl.DataFrame:
-    """Stream a teacher-clustered Parquet file in row batches, carrying a
-    teacher split across two batches into the next one, and evaluate the
-    batches on ``workers`` threads (default: one per core, at most 2 batches
-    ahead of the reader, so memory stays bounded by the batch size)."""
-    import os
-    from concurrent.futures import Future, ThreadPoolExecutor
+                     options: dict[str, str] | None = None, workers: int | None = None) -> pl.DataFrame:
+    """Evaluate a teacher-clustered Parquet file (see :mod:`xuefen.batch.parquet`)."""
+    from xuefen.batch.parquet import evaluate_parquet as run
 
-    import pyarrow as pa
-    import pyarrow.compute as pac
-    import pyarrow.parquet as pq
-
-    from xuefen.batch.columnar import Plan, evaluate_table
-    from xuefen.policy.loader import default_registry
-
-    _keep_freed_memory()
-    policy = default_registry().get(policy_id)
-    comp = _Compiled(policy, options, as_of)
-    plan = Plan(comp)
-    schema = pq.read_schema(str(path))
-    columns = plan.columns(schema.names)
-    strings = [c for c in columns if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(
-        schema.field(c).type)]
-    # teacher and record ids as dictionaries: integers to compare, not strings
-    pf = pq.ParquetFile(str(path), read_dictionary=[c for c in strings if c in ("teacher_id", "record_id")])
-
-    def run(table: pa.Table) -> pl.DataFrame:
-        done = evaluate_table(plan, table, with_years=False)
-        if done is None:
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
-            done = _evaluate_chunk(comp, canonicalise(frame))
-        return done[0]
-
-    n_workers = workers or min(2, os.cpu_count() or 1)
-    pending: list[Future[pl.DataFrame]] = []
-    teacher_frames: list[pl.DataFrame] = []
-    carry: pa.Table | None = None
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        # Read large batches (a generated file's whole row groups) and cut
-        # them at teacher boundaries into pieces that share one dictionary;
-        # only a teacher split between two reads is carried and re-encoded.
-        for batch in pf.iter_batches(batch_size=read_rows, columns=columns):
-            table = pa.Table.from_batches([batch])
-            if carry is not None:
-                table = pa.concat_tables([carry, table]).unify_dictionaries().combine_chunks()
-            ids = table.column("teacher_id").combine_chunks()
-            if pa.types.is_dictionary(ids.type):
-                codes = ids.indices.to_numpy(zero_copy_only=False)
-            else:
-                codes = pac.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
-            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-            # the last teacher may go on in the next read
-            first_tail = int(starts[-1])
-            carry = table.slice(first_tail)
-            begin = 0
-            while begin < first_tail:
-                want = begin + batch_rows
-                end = first_tail if want >= first_tail else int(starts[np.searchsorted(starts, want)])
-                pending.append(pool.submit(run, table.slice(begin, end - begin)))
-                begin = end
-                while len(pending) > n_workers:
-                    teacher_frames.append(pending.pop(0).result())
-        if carry is not None and carry.num_rows:
-            pending.append(pool.submit(run, carry))
-        teacher_frames += [f.result() for f in pending]
-    teachers = pl.concat(teacher_frames, how="vertical_relaxed")
-    if output_path is not None:
-        teachers.write_parquet(str(output_path))
-    return teachers
+    return run(policy_id, path, as_of, output_path, options, workers=workers)

@@ -15,8 +15,8 @@ teacher's year sized against the policy's own yearly standards, with a fifth of
 the teachers placed within a few per cent of the thresholds so that verdicts
 depend on exact arithmetic.  Distributions: ``docs/scale.md``.
 
-Memory is bounded by ``chunk_teachers`` (default 50,000 teachers, one Parquet row
-group each), not by the size of the province.  Random numbers come from Arrow's
+Memory is bounded by ``chunk_teachers`` (default 50,000 teachers; row groups of
+whole teachers, about a million rows each), not by the size of the province.  Random numbers come from Arrow's
 seeded generator, so a file is a function of its arguments.
 """
 
@@ -41,11 +41,12 @@ import pyarrow.parquet as pq
 
 from xuefen import vocab
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 ENUM8 = pa.dictionary(pa.int8(), pa.string())
 ENUM32 = pa.dictionary(pa.int32(), pa.string())
 MILLI = pa.decimal128(9, 3)
+ROW_GROUP_ROWS = 1_000_000
 
 TEACHER_COLUMNS = ("teacher_id", "stage", "post", "hired_year", "transfer_in_year", "normal_graduate", "leaves")
 ORG_COLUMNS = ("city", "district", "school")
@@ -618,7 +619,9 @@ def generate(n_teachers: int, records_per_teacher: int, policy_id: str, as_of_ye
             m = min(chunk_teachers, n_teachers - i0)
             t = _teachers(i0, m, seed, org, cycle_start, as_of_year, spec, id_width)
             rows = _records(t, records_per_teacher, seed, cycle_start, as_of_year, spec, kinds, offsets)
-            writer.write_table(_to_arrow(rows).replace_schema_metadata(meta), row_group_size=rows.height)
+            # row groups of whole teachers, about a million rows each (Arrow's default size)
+            per_group = max(1, ROW_GROUP_ROWS // max(1, records_per_teacher)) * max(1, records_per_teacher)
+            writer.write_table(_to_arrow(rows).replace_schema_metadata(meta), row_group_size=min(rows.height, per_group))
             if progress:
                 done = i0 + m
                 print(f"  {done:,}/{n_teachers:,} teachers, {time.perf_counter() - started:.1f}s", file=sys.stderr)
