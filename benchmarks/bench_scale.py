@@ -167,18 +167,40 @@ def single(policy: str, runs: int, out: str) -> int:
 # ---------------------------------------------------------------- parent
 
 
+def _group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in a process group, added up (the
+    batch evaluator runs worker processes; their memory counts too)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            total += int(Path(f"/proc/{entry}/statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 2**20
+
+
 def run_child(args: list[str], timeout: float) -> dict[str, Any]:
-    """Run one child; wall time and its own peak RSS (os.wait4)."""
+    """Run one child; wall time, CPU of it and its descendants, and peak
+    memory: the larger of its own peak RSS (os.wait4) and the peak of the sum
+    over its process group, sampled every 50 ms."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = t0 + timeout
     status = None
     rusage = None
+    group_peak = 0.0
     while True:
         pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
+        group_peak = max(group_peak, _group_rss_mb(proc.pid))
         if time.perf_counter() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)  # the child's own process group, which we started
             _, status, rusage = os.wait4(proc.pid, 0)
@@ -193,8 +215,8 @@ def run_child(args: list[str], timeout: float) -> dict[str, Any]:
     if proc.stdout:
         proc.stdout.read()
     result = {"status": "ok" if code == 0 else ("skipped" if code == SKIPPED else "failed"), "wall": wall,
-              "rss_mb": rusage.ru_maxrss / 1024 if rusage else float("nan"), "cpu": (rusage.ru_utime + rusage.ru_stime)
-              if rusage else float("nan")}
+              "rss_mb": max(rusage.ru_maxrss / 1024, group_peak) if rusage else float("nan"),
+              "cpu": (rusage.ru_utime + rusage.ru_stime) if rusage else float("nan")}
     if code not in (0, SKIPPED):
         result["error"] = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
     return result
@@ -313,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             f"when written: {'/'.join(f'{x:.1f}' for x in load)}.",
             "",
             "Evaluation, one subprocess per method (wall time includes interpreter start and reading the file; "
-            "CPU is user + system time of that process; peak RSS is its `ru_maxrss`):",
+            "CPU is user + system time of that process and its worker processes; peak RSS is the peak of their "
+            "resident memory added up, sampled every 50 ms, or the process's own `ru_maxrss` if larger):",
             "",
             fmt_row(["policy", "teachers", "rows", "method", "wall s", "CPU s", "peak RSS MB", "teachers/s",
                      "passed", "verdicts ≠ ref", "totals ≠ ref"]),

@@ -164,6 +164,7 @@ class Plan:
             for lr in ev.leaves for lm in lr.year_minimums)
         self.preset_of = np.array([g.otherwise == "preset" for g in ev.gates] + [False], dtype=bool)
         self._known: dict[tuple[Any, ...], int] = {}
+        self._codings: dict[tuple[Any, ...], dict[int, int]] = {}
         self._all: dict[str, np.ndarray] = {}
         self._size = 0
         self._lock = threading.Lock()
@@ -172,23 +173,34 @@ class Plan:
                strides: list[int]) -> dict[str, np.ndarray]:
         """The rule tables for the present combinations of one chunk.  Each
         combination of values is evaluated once per run, whichever chunk
-        (and whichever dictionary coding) it first appears in."""
-        decoded = [(present // stride) % len(col.values) for col, stride in zip(cols, strides, strict=True)]
-        keys = list(zip(*(np.asarray(col.values, dtype=object)[code].tolist()
-                          for col, code in zip(cols, decoded, strict=True)), strict=True)) if cols else \
-            [()] * len(present)
+        (and whichever dictionary coding) it first appears in; chunks coded
+        with the same dictionaries (one row group's) share a map from their
+        combination ids to table rows."""
+        coding = tuple(tuple(col.values) for col in cols)
         with self._lock:
-            new = [i for i, key in enumerate(keys) if key not in self._known]
-            if new:
-                sub = np.asarray(new, dtype=np.int64)
-                fresh = _tables(self, names, cols, present[sub], strides)
-                base = self._size
-                for j, i in enumerate(new):
-                    self._known[keys[i]] = base + j
-                self._size += len(new)
-                self._all = fresh if not self._all else {
-                    k: np.concatenate([self._all[k], fresh[k]]) for k in self._all}
-            rows = np.fromiter((self._known[key] for key in keys), dtype=np.int64, count=len(keys))
+            rows_of = self._codings.get(coding)
+            if rows_of is None:
+                rows_of = {}
+                self._codings[coding] = rows_of
+            rows = np.fromiter((rows_of.get(c, -1) for c in present.tolist()), dtype=np.int64, count=len(present))
+            missing = np.flatnonzero(rows < 0)
+            if len(missing):
+                decoded = [(present[missing] // stride) % len(col.values) for col, stride in
+                           zip(cols, strides, strict=True)]
+                keys = list(zip(*(np.asarray(col.values, dtype=object)[code].tolist()
+                                  for col, code in zip(cols, decoded, strict=True)), strict=True)) if cols else \
+                    [()] * len(missing)
+                new = [i for i, key in enumerate(keys) if key not in self._known]
+                if new:
+                    fresh = _tables(self, names, cols, present[missing[np.asarray(new, dtype=np.int64)]], strides)
+                    for j, i in enumerate(new):
+                        self._known[keys[i]] = self._size + j
+                    self._size += len(new)
+                    self._all = fresh if not self._all else {
+                        k: np.concatenate([self._all[k], fresh[k]]) for k in self._all}
+                for m, key in zip(missing.tolist(), keys, strict=True):
+                    rows[m] = self._known[key]
+                    rows_of[int(present[m])] = rows[m]
             everything = self._all
         return {k: v[rows] for k, v in everything.items()}
 
@@ -229,12 +241,14 @@ def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
 def _indices(arr: pa.DictionaryArray) -> np.ndarray:
     """Dictionary index + 1 per row, 0 for null."""
     idx = arr.indices
-    if idx.null_count:
-        idx = idx.cast(pa.int64()).fill_null(-1)
-    out: np.ndarray = np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
-    if arr.null_count and not idx.null_count:  # pragma: no cover - nulls live in the indices
-        out = np.where(arr.is_valid().to_numpy(zero_copy_only=False), out, -1)
-    return out + 1
+    width = idx.type.bit_width // 8
+    dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
+    raw = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
+    out = raw.astype(np.int64)
+    out += 1
+    if arr.null_count:
+        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return out
 
 
 def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem]) -> _Codes | None:

@@ -647,13 +647,19 @@ def _apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, starts: np
         amount[mask & ~keep] = 0
     if limit is None:
         return
-    a = np.where(mask, amount, 0)
+    # only the lines the cap covers: a running sum within each group, clipped
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return
+    a = amount[rows]
+    g = gid[rows]
     s = np.cumsum(a)
-    base = (s - a)[starts][gid]
+    before = s - a
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    base = np.repeat(before[first], np.diff(np.r_[first, len(rows)]))
     local = s - base
-    lim = limit[gid] if isinstance(limit, np.ndarray) else limit
-    capped = np.clip(local, 0, lim) - np.clip(local - a, 0, lim)
-    amount[mask] = capped[mask]
+    lim = limit[g] if isinstance(limit, np.ndarray) else limit
+    amount[rows] = np.clip(local, 0, lim) - np.clip(local - a, 0, lim)
 
 
 @dataclass
@@ -884,7 +890,8 @@ def _leave_table(teachers: pl.DataFrame) -> dict[int, list[tuple[int, str]]]:
     """teacher index -> [(year, kind)] for the few teachers with leave."""
     out: dict[int, list[tuple[int, str]]] = {}
     leaves = teachers.get_column("leaves").cast(pl.Utf8)
-    for i, text in enumerate(leaves.to_list()):
+    rows = np.flatnonzero(leaves.is_not_null().to_numpy())
+    for i, text in zip(rows.tolist(), leaves.gather(rows).to_list(), strict=True):
         if text:
             out[i] = [(lv.year, lv.kind) for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves]
     return out
