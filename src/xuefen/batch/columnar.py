@@ -380,20 +380,37 @@ def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]
         strides.append(s)
         s *= card
     n = len(cols[0].codes) if cols else 0
-    combo = np.zeros(n, dtype=np.int64)
+    # A running combination id over the columns so far, compacted to the
+    # combinations actually present whenever the next column would make its
+    # range too large for a dense table: no sort, only small tables.
+    r = np.zeros(n, dtype=np.int64)
+    k = 1
+    for c in cols:
+        card = len(c.values)
+        if card == 1:
+            continue
+        if k * card > DENSE_LIMIT:
+            r, k = _compact(r, k)
+        r *= card
+        r += c.codes
+        k *= card
+    cidx, n_present = _compact(r, k)
+    rep = np.empty(n_present, dtype=np.int64)
+    rep[cidx] = np.arange(n)  # one row of each combination
+    present = np.zeros(n_present, dtype=np.int64)
     for c, stride in zip(cols, strides, strict=True):
-        if len(c.values) > 1:
-            combo += c.codes * stride
-    if total <= DENSE_LIMIT:
-        seen = np.zeros(total, dtype=bool)
-        seen[combo] = True
-        present = np.flatnonzero(seen)
-        index = np.zeros(total, dtype=np.int64)
-        index[present] = np.arange(len(present))
-        return index[combo], present, strides
-    present, inverse = np.unique(combo, return_inverse=True)
-    return inverse.astype(np.int64), present, strides
+        present += c.codes[rep] * stride
+    return cidx, present, strides
 
+
+def _compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """Ids in 0..k-1 renumbered 0..m-1 over the m values present."""
+    seen = np.zeros(k, dtype=bool)
+    seen[ids] = True
+    values = np.flatnonzero(seen)
+    index = np.zeros(k, dtype=np.int64)
+    index[values] = np.arange(len(values))
+    return index[ids], len(values)
 
 def _tables(plan: Plan, names: list[str], cols: list[_Codes], present: np.ndarray,
             strides: list[int]) -> dict[str, np.ndarray]:
@@ -540,7 +557,8 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
                     for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves:
                         if lv.approved and lv.kind in a.require_leave:
                             approved.append(ti * 100_000 + lv.year)
-            applies &= np.isin(t * 100_000 + value, np.array(approved, dtype=np.int64))
+            cand = np.flatnonzero(applies)
+            applies[cand] = np.isin(t[cand] * 100_000 + value[cand], np.array(approved, dtype=np.int64))
         attributed = np.where(applies, value, attributed)
         decided |= applies
 
@@ -575,7 +593,10 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     else:
         ordered = True
     if not ordered:
-        order = np.lexsort((rank, yr, t))
+        # nearly sorted (a few records attributed to another year): a stable
+        # sort of one integer key is adaptive, unlike lexsort
+        key = (t * (comp.last_year - comp.cycle_start + 1) + (yr - comp.cycle_start)) * (int(rank.max()) + 1) + rank
+        order = np.argsort(key, kind="stable")
         t, cidx, yr, rec, work = t[order], cidx[order], yr[order], rec[order], work[order]
 
     def record_theme(rows: np.ndarray) -> np.ndarray:
