@@ -75,8 +75,8 @@ DENSE_LIMIT = 1 << 22
 
 @dataclass
 class _Codes:
-    codes: np.ndarray  # int64 per row, 0 = null
-    values: list[Any]  # value of each code; values[0] is None
+    codes: np.ndarray  # a small integer per row (any integer dtype)
+    values: list[Any]  # the value each code stands for (None for null)
     dtype: Any  # Polars dtype of the values, for the combination frame
 
 
@@ -239,16 +239,29 @@ def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
 
 
 def _indices(arr: pa.DictionaryArray) -> np.ndarray:
-    """Dictionary index + 1 per row, 0 for null."""
+    """The dictionary index of each row, without a copy where possible (the
+    Arrow buffer itself); a null row gets the index ``len(dictionary)``."""
     idx = arr.indices
     width = idx.type.bit_width // 8
     dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
-    raw = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
-    out = raw.astype(np.int64)
-    out += 1
+    out: np.ndarray = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
     if arr.null_count:
-        out[~arr.is_valid().to_numpy(zero_copy_only=False)] = 0
+        if len(arr.dictionary) >= np.iinfo(dtype).max:
+            out = out.astype(np.int64)
+        else:
+            out = out.copy()
+        np.copyto(out, len(arr.dictionary), where=~_valid(arr))
     return out
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Arrow's validity bitmap as one bool per row."""
+    bitmap = arr.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    valid: np.ndarray = bits[arr.offset:arr.offset + len(arr)].view(bool)
+    return valid
 
 
 def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem]) -> _Codes | None:
@@ -295,7 +308,7 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem])
         raw = mapped
     elif name == "__category_id":
         raw = [comp.alias.get(v, v) if v is not None else None for v in raw]
-    return _Codes(_indices(d), [None, *raw], pl.Utf8)
+    return _Codes(_indices(d), [*raw, None], pl.Utf8)
 
 
 def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -355,6 +368,8 @@ def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> _Co
         values, null = read
     else:
         values, null = _ints(table, name)
+    if not thresholds:  # only presence is tested: present or not
+        return _Codes(np.where(null, 0, 1).astype(np.int64), [None, 0], pl.Int64)
     cand: set[int] = {0}
     for t in thresholds:
         lo, hi = math.floor(t), math.ceil(t)
@@ -399,7 +414,7 @@ def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]
     rep[cidx] = np.arange(n)  # one row of each combination
     present = np.zeros(n_present, dtype=np.int64)
     for c, stride in zip(cols, strides, strict=True):
-        present += c.codes[rep] * stride
+        present += c.codes[rep].astype(np.int64) * stride
     return cidx, present, strides
 
 
@@ -472,12 +487,12 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     for col in ("teacher_id", "record_id"):
         if col not in table.column_names or table.column(col).null_count:
             return None
-    tid = _indices(_dictionary(table.column("teacher_id").combine_chunks())) - 1
+    tid = _indices(_dictionary(table.column("teacher_id").combine_chunks()))
     change = np.empty(n, dtype=bool)
     change[0] = True
     np.not_equal(tid[1:], tid[:-1], out=change[1:])
     starts = np.flatnonzero(change)
-    if len(np.unique(tid[starts])) != len(starts):
+    if np.bincount(tid[starts]).max(initial=0) > 1:
         return None  # a teacher's rows are not contiguous
     t = np.cumsum(change) - 1
     n_t = len(starts)
@@ -531,7 +546,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     rid = _dictionary(table.column("record_id").combine_chunks())
     rank_of = np.empty(len(rid.dictionary), dtype=np.int64)
     rank_of[np.asarray(pc.sort_indices(rid.dictionary).to_numpy(zero_copy_only=False))] = np.arange(len(rid.dictionary))
-    rank = rank_of[_indices(rid) - 1]
+    rank = rank_of[_indices(rid)]
     same_t = ~change[1:]
     if np.any(same_t & (rank[1:] <= rank[:-1])):
         # record ids not increasing within each teacher: look for duplicates
@@ -676,25 +691,24 @@ def _credit_lines(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: n
             for kind in kinds:
                 m = qk == kind
                 if kind == CONST:
-                    qty[m] = 1
+                    np.copyto(qty, 1, where=m)
                 elif kind == HOURS:
-                    qty[m] = h[m]
+                    np.copyto(qty, h, where=m)
                 elif kind == HOURS_OR_DAYS:
                     assert days is not None
-                    dv = days[0][r]
                     from_days = m & h_null
-                    qty[m] = h[m]
-                    qty[from_days] = dv[from_days] * lut[f"dn{k}"][c][from_days]
+                    np.copyto(qty, h, where=m)
+                    np.copyto(qty, days[0][r] * lut[f"dn{k}"][c], where=from_days)
                     den = np.where(from_days, den * lut[f"dd{k}"][c], den)
                 elif kind == DAYS:
                     assert days is not None
-                    qty[m] = days[0][r][m]
+                    np.copyto(qty, days[0][r], where=m)
                 elif kind == TOPICS:
                     assert topics is not None
-                    qty[m] = topics[0][r][m] * 1000
+                    np.copyto(qty, topics[0][r] * 1000, where=m)
                 else:
                     assert credits is not None
-                    qty[m] = credits[0][r][m]
+                    np.copyto(qty, credits[0][r], where=m)
         # credits × 1000 rounded half up: (2·q·num + den) // (2·den)
         milli = qty * num
         milli *= 2

@@ -106,7 +106,8 @@ def _first_last(table: pa.Table) -> tuple[Any, Any]:
 
 
 def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
-                    row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int) -> _Range:
+                    row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
+                    threads: bool = True) -> _Range:
     _keep_freed_memory()
     plan, pf, columns = _open(policy_id, path, as_of, options)
     out: list[pl.DataFrame] = []
@@ -144,7 +145,7 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
 
     # one batch of lookahead: a batch is cut only where a teacher really ends
     previous: pa.Table | None = None
-    for batch in pf.iter_batches(batch_size=read_rows, row_groups=row_groups, columns=columns):
+    for batch in pf.iter_batches(batch_size=read_rows, row_groups=row_groups, columns=columns, use_threads=threads):
         table = pa.Table.from_batches([batch])
         if previous is not None:
             take(previous, _first_last(previous)[1] == _first_last(table)[0])
@@ -224,8 +225,10 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[_Range]:
                     "row_groups": rgs, "first": first, "last": last, "batch_rows": batch_rows,
                     "read_rows": read_rows, "out": str(Path(tmp) / str(i))}
             # our own interpreter and module, with arguments we built: no shell, no outside input
+            # one process a core: their libraries' own thread pools would only compete
+            env = {**os.environ, "POLARS_MAX_THREADS": "1"}
             procs.append(subprocess.Popen([sys.executable, "-m", "xuefen.batch.parquet", json.dumps(spec)],  # noqa: S603
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
         errors = []
         for proc in procs:
             _, err = proc.communicate()
@@ -256,8 +259,11 @@ def _load(out: Path) -> _Range:
 
 def _worker(spec_text: str) -> int:
     spec = json.loads(spec_text)
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
     r = _evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
-                        spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"])
+                        spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"],
+                        threads=False)
     _save(r, Path(spec["out"]))
     return 0
 
