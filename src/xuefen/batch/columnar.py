@@ -101,6 +101,21 @@ def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
             pass
 
 
+def _match_columns(match: dict[str, Any] | None) -> tuple[set[str], bool]:
+    """The input columns a condition reads, and whether one is numeric."""
+    cols: set[str] = set()
+    numeric = False
+    for key in match or {}:
+        name = key.removeprefix("teacher.")
+        if name in _NUMERIC:
+            numeric = True
+        elif name in ("hired_in_cycle", "transferred_in_cycle"):
+            cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
+        else:
+            cols.add("category" if name == "category" else name)
+    return cols, numeric
+
+
 class Plan:
     """What the fast path needs of one compiled policy: the columns its
     conditions read and the quantities its conversions use."""
@@ -206,7 +221,15 @@ class Plan:
 
     def columns(self, available: list[str]) -> list[str]:
         """The input columns to read."""
-        want = {"teacher_id", "record_id", "year", "leaves", *TEACHER_COLUMNS, *UNIT_COLUMNS, "hours"}
+        # teacher facts repeat on every row: read only those a rule looks at
+        ev = self.comp.ev
+        want = {"teacher_id", "record_id", "year", "hired_year", "transfer_in_year", *UNIT_COLUMNS, "hours"}
+        if ev.leaves or self.route_leaves or any(a.require_leave for a in ev.attributions):
+            want.add("leaves")
+        applies: list[Any] = [*ev.minimums, *ev.waives, *ev.transfers, *ev.partials]
+        for rule in applies:
+            more, _ = _match_columns(rule.applies_to)
+            want |= more
         want |= {"category" if c == "__category_id" else c for c in self.key_cols}
         want |= set(self.numeric_cols)
         want |= {a.field for a in self.comp.ev.attributions}

@@ -665,7 +665,6 @@ def _apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, starts: np
 @dataclass
 class _Scope:
     counted: np.ndarray  # [groups, categories]
-    earned: np.ndarray
     reqs: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]  # (rule, applies[groups], min, actual)
 
 
@@ -707,10 +706,11 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
     keys = group_index[gid] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
     live = ~excluded
-    counted = _group_sum(keys[live], amount[live], n_groups * ncat)
+    if live.all():
+        counted = _group_sum(keys, amount, n_groups * ncat)
+    else:
+        counted = _group_sum(keys[live], amount[live], n_groups * ncat)
     counted = counted.reshape(n_groups, ncat)
-    earned = _group_sum(keys[live], lines["milli"][live], n_groups * ncat)
-    earned = earned.reshape(n_groups, ncat)
     # the engine's transfers reserve each category's minimum as it applies to the group
     mins: dict[str, np.ndarray] = {}
     for m, applies, req in reqs:
@@ -737,7 +737,7 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
     for m, applies, req in reqs:
         actual = _measure(comp, m, lines, amount, counted, gid, len(starts), group_index, n_groups, tmatch)
         out.append((m, applies, req, actual))
-    return _Scope(counted, earned, out)
+    return _Scope(counted, out)
 
 
 def _measure(comp: _Compiled, m: Any, lines: dict[str, np.ndarray], amount: np.ndarray, counted: np.ndarray,
