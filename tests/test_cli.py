@@ -8,6 +8,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from xuefen.cli import main
@@ -125,7 +126,6 @@ def test_template_and_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_batch_output_equals_the_per_teacher_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import polars as pl
 
     csv = str(ROOT / "examples" / "teachers.csv")
     code, out, _ = run(capsys, "evaluate", "--policy", "yongji", csv, "--as-of", "2022-12-31", "-o",
@@ -137,3 +137,25 @@ def test_batch_output_equals_the_per_teacher_figures(tmp_path: Path, capsys: pyt
         row = batch[doc["teacher"]["id"]]
         assert Decimal(row["total_milli"]) / 1000 == doc["total"]
         assert row["passed"] == doc["passed"]
+
+
+def test_parquet_population_writes_teachers_and_unit_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xuefen.batch.generate import generate
+
+    src = generate(80, 12, "yongji", 2022, seed=2, out_path=tmp_path / "p.parquet", chunk_teachers=40)
+    code, out, _ = run(capsys, "evaluate", "--policy", "yongji", str(src), "--as-of", "2022-12-31", "-o",
+                       str(tmp_path / "r.parquet"))
+    teachers = pl.read_parquet(tmp_path / "r.parquet")
+    units = pl.read_parquet(tmp_path / "r-units.parquet")
+    assert teachers.height == 80
+    assert code == (0 if teachers["passed"].all() else 1)
+    city = units.filter(pl.col("level") == "city").row(0, named=True)
+    assert (city["teachers"], city["passed"]) == (80, int(teachers["passed"].sum()))
+    assert f"{city['passed']}/80" in out
+
+
+def test_bench_passes_every_argument_to_the_benchmark() -> None:
+    done = subprocess.run([sys.executable, "-m", "xuefen", "bench", "--help"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0
+    assert "--sizes" in done.stdout and "--write-doc" in done.stdout

@@ -147,11 +147,37 @@ def cmd_evaluate_batch(args: argparse.Namespace) -> int:
         teachers = evaluate_frame(policy, pl.DataFrame(rows, infer_schema_length=None), as_of, options).teachers
         if args.output:
             teachers.write_parquet(args.output)
+    from xuefen.batch.evaluate import _unit_rates
+
     passed = int(teachers.get_column("passed").sum())
+    units = _unit_rates(teachers) if teachers.height else pl.DataFrame()
+    units_path = None
+    if args.output and units.height:
+        out = Path(args.output)
+        units_path = out.with_name(out.stem + "-units" + out.suffix)
+        units.write_parquet(units_path)
     print(f"{policy.id}：{teachers.height} 名教师，达标 {passed} 名，"
           f"经逐人引擎评估 {int(teachers.get_column('routed').sum())} 名"
-          + (f"；结果已写入 {args.output}" if args.output else ""))
+          + (f"；结果已写入 {args.output}" if args.output else "")
+          + (f"，各单位达标率写入 {units_path}" if units_path else ""))
+    for level in ("city", "district"):
+        level_rows = units.filter(pl.col("level") == level) if units.height else units
+        if 0 < level_rows.height <= 30:
+            print("  " + "；".join(f"{r['unit']} {r['passed']}/{r['teachers']}（{r['passed'] / r['teachers']:.1%}）"
+                                   for r in level_rows.iter_rows(named=True)))
     return 0 if passed == teachers.height else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the province benchmark of a source checkout (benchmarks/bench_scale.py)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scale.py"
+    if not script.exists():
+        raise XuefenError("找不到 benchmarks/bench_scale.py：性能测试只在源代码目录中提供")
+    # our own interpreter and script; the user's arguments pass through unchanged
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return subprocess.call([sys.executable, str(script), *rest])  # noqa: S603
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -292,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", default="8000")
     p.add_argument("--no-demo", action="store_true", help="不载入演示数据")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("bench", help="性能测试：批量评估与手写 DuckDB SQL、Python 循环对比（参数同 benchmarks/bench_scale.py）",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("manage", help="Django 管理命令（migrate、createsuperuser …）")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_manage)
@@ -299,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # every argument, --help included, belongs to the benchmark script
+        argv = ["bench", "--", *argv[1:]] if len(argv) > 1 and argv[1] != "--" else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
