@@ -590,7 +590,9 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
         applies = lut[f"attr{i}"][cidx] & ~null & ~decided
         if a.require_leave and applies.any():
             approved = []
-            for ti, text in enumerate(teachers.get_column("leaves").to_list()):
+            leave_text = teachers.get_column("leaves")
+            with_leave = np.flatnonzero(leave_text.is_not_null().to_numpy())
+            for ti, text in zip(with_leave.tolist(), leave_text.gather(with_leave).to_list(), strict=True):
                 if text:
                     for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves:
                         if lv.approved and lv.kind in a.require_leave:

@@ -772,8 +772,10 @@ def _measure(comp: _Compiled, m: Any, lines: dict[str, np.ndarray], amount: np.n
     if len(rec):
         rows = np.flatnonzero(mask)
         if len(rows):
-            _, idx = np.unique(rec[rows], return_index=True)
-            first[rows[idx]] = True
+            # a record's lines are adjacent (canonical order, outputs in turn),
+            # so its first covered line is where ``rec`` changes
+            r = rec[rows]
+            first[rows[np.r_[True, r[1:] != r[:-1]]]] = True
     if m.measure == "hours":
         return _sum_by_group(np.where(first, lines["hours"], 0), gid, n_local, group_index, n_groups)
     return _sum_by_group(first.astype(np.int64) * 1000, gid, n_local, group_index, n_groups)
