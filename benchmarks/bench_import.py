@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         unit = district
     Teacher.objects.bulk_create([
         Teacher(school=schools[i % len(schools)], teacher_no=f"T{i:06d}", name=f"教师{i}", stage="小学",
-                post="专任教师", hired_year=2010, id_number=idnumber.make("220221", "19850101", i % 999 + 1))
+                post="专任教师", hired_year=2010, id_number=_id_number(idnumber, i))
         for i in range(args.teachers)
     ], batch_size=5000)
     rebuild = _rebuild_tallies()
@@ -139,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{timings['check']:.1f} | {timings['commit']:.1f} | {total:.1f} | {stored:,} | {rss:.0f} |")
     tmp.cleanup()
     return 0 if stored == args.rows else 1
+
+
+def _id_number(idnumber: Any, i: int) -> str:
+    """A distinct, valid 身份证号 for teacher i (999 a birthday)."""
+    import datetime as dt
+
+    birth = dt.date(1970, 1, 1) + dt.timedelta(days=i // 999)
+    return str(idnumber.make("220221", birth.strftime("%Y%m%d"), i % 999 + 1))
 
 
 def _rebuild_tallies() -> Any:
