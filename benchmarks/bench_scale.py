@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=ROOT / "var" / "bench")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
     ap.add_argument("--single-runs", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each method; the median wall time is reported")
     ap.add_argument("--quick", action="store_true", help="CI smoke: 1k teachers, every method, no doc")
     ap.add_argument("--write-doc", action="store_true", help=f"replace the generated table in {DOC.relative_to(ROOT)}")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -338,9 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             "CPU is user + system time of that process and its worker processes; peak RSS is the peak of their "
             "resident memory added up, sampled every 50 ms, or the process's own `ru_maxrss` if larger):",
             "",
-            fmt_row(["policy", "teachers", "rows", "method", "wall s", "CPU s", "peak RSS MB", "teachers/s",
-                     "passed", "verdicts ≠ ref", "totals ≠ ref"]),
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            fmt_row(["policy", "teachers", "rows", "method", "wall s (median)", "min wall s", "runs", "CPU s",
+                     "peak RSS MB", "teachers/s", "passed", "verdicts ≠ ref", "totals ≠ ref"]),
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *lines,
             "",
         ]
@@ -393,8 +394,14 @@ def main(argv: list[str] | None = None) -> int:
                         timing[method] = {"status": "not run"}
                         continue
                     out = Path(tmp) / f"{policy}-{n}-{method}.parquet"
-                    res = run_child([sys.executable, __file__, "--worker", method, "--policy", policy, "--path",
-                                     str(path), "--as-of", as_of.isoformat(), "--out", str(out)], args.timeout)
+                    # this machine is shared: repeat, and keep the run with the median wall time
+                    runs = [run_child([sys.executable, __file__, "--worker", method, "--policy", policy, "--path",
+                                       str(path), "--as-of", as_of.isoformat(), "--out", str(out)], args.timeout)
+                            for _ in range(max(1, args.repeat))]
+                    ok_runs = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["wall"])
+                    res = ok_runs[len(ok_runs) // 2] if len(ok_runs) == len(runs) else runs[-1]
+                    res["min_wall"] = min(r["wall"] for r in runs)
+                    res["runs"] = len(runs)
                     timing[method] = res
                     if res["status"] == "ok":
                         outs[method] = out
@@ -411,12 +418,13 @@ def main(argv: list[str] | None = None) -> int:
                         if res["status"] in ("timeout", "failed"):
                             why += f" after {res['wall']:.0f} s, peak RSS {res['rss_mb']:.0f} MB"
                         lines.append(fmt_row([policy, size_label(n), f"{n * args.records:,}", method, why,
-                                              "", "", "", "", "", ""]))
+                                              "", "", "", "", "", "", "", ""]))
                         continue
                     c = cmp[method]
                     label = f"{method} (ref)" if method == ref else method
                     lines.append(fmt_row([
-                        policy, size_label(n), f"{n * args.records:,}", label, f"{res['wall']:.1f}", f"{res['cpu']:.1f}",
+                        policy, size_label(n), f"{n * args.records:,}", label, f"{res['wall']:.1f}",
+                        f"{res['min_wall']:.1f}", res["runs"], f"{res['cpu']:.1f}",
                         f"{res['rss_mb']:.0f}", f"{n / res['wall']:,.0f}", f"{c['passed']:,} ({c['passed'] / n:.1%})",
                         c.get("verdict_diff", "—"), c.get("total_diff", "—")]))
                 report(done=False)
