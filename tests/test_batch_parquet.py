@@ -92,3 +92,25 @@ def test_generated_province_equals_the_per_teacher_engine(tmp_path: Path, policy
         assert (row["passed"], row["total_milli"]) == (e.passed, int(e.total * 1000)), teacher.id
         seen += 1
     assert seen == 150 == len(got)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unknown_value_names_file_row_and_column(tmp_path: Path, workers: int) -> None:
+    import pyarrow as pa
+
+    from xuefen.errors import InputError
+
+    src = generate(60, 10, "yongji", 2022, seed=4, out_path=tmp_path / "p.parquet", chunk_teachers=20)
+    table = pq.read_table(src)
+    forms = table.column("form").cast(pa.string()).to_pylist()
+    bad_row = 437  # 0-based: the file's 438th record, in the second half
+    forms[bad_row] = "面授培训"
+    table = table.set_column(table.schema.get_field_index("form"), "form",
+                             pa.array(forms, pa.string()).dictionary_encode())
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(table, bad, row_group_size=200, store_decimal_as_integer=True)
+    with pytest.raises(InputError) as caught:
+        evaluate_parquet("yongji", bad, dt.date(2022, 12, 31), workers=workers)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.row, problem.column) == ("bad.parquet", bad_row + 1, "form")
+    assert "面授培训" in problem.message

@@ -287,7 +287,8 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return valid
 
 
-def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem]) -> _Codes | None:
+def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
+           row_offset: int | None = None) -> _Codes | None:
     source = "category" if name == "__category_id" else name
     n = table.num_rows
     if source not in table.column_names:
@@ -320,18 +321,29 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem])
         return None
     d = _dictionary(arr)
     raw = d.dictionary.to_pylist()
+    codes = _indices(d)
     if source in vocab.ENUMS:
         mapping = _enum_map(source)
         mapped = []
-        for value in raw:
+        unknown = []
+        for code, value in enumerate(raw):
             canon = mapping.get(value.strip()) if isinstance(value, str) else None
             if canon is None and value is not None:
-                problems.append(Problem(f"“{value}”不是可识别的取值", column=source))
+                unknown.append(code)
             mapped.append(canon)
+        if unknown:
+            # a dictionary may hold values no row uses: only used ones are errors
+            used = np.bincount(codes, minlength=len(raw) + 1)
+            for code in unknown:
+                if used[code] and len(problems) < 20:
+                    first = int(np.flatnonzero(codes == code)[0])
+                    problems.append(Problem(f"“{raw[code]}”不是可识别的取值（共 {int(used[code])} 行）",
+                                            row=row_offset + first + 1 if row_offset is not None else None,
+                                            column=source))
         raw = mapped
     elif name == "__category_id":
         raw = [comp.alias.get(v, v) if v is not None else None for v in raw]
-    return _Codes(_indices(d), [*raw, None], pl.Utf8)
+    return _Codes(codes, [*raw, None], pl.Utf8)
 
 
 def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -500,9 +512,11 @@ def _tables(plan: Plan, names: list[str], cols: list[_Codes], present: np.ndarra
 # ---------------------------------------------------------------- one chunk
 
 
-def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
+                   row_offset: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """Evaluate one teacher-clustered Arrow table; None if this path does not
-    apply to it (the caller then uses the general path)."""
+    apply to it (the caller then uses the general path).  ``row_offset``: the
+    table's first row's place in its file, for error messages."""
     comp = plan.comp
     if plan.numeric or table.num_rows == 0:
         return None
@@ -523,7 +537,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True) -> tupl
     problems: list[Problem] = []
     cols: list[_Codes] = []
     for name in plan.key_cols:
-        c = _codes(table, name, comp, problems)
+        c = _codes(table, name, comp, problems, row_offset)
         if c is None:
             return None
         cols.append(c)

@@ -17,6 +17,7 @@ same as one process reading the file from start to end, which
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 
 from xuefen.batch.columnar import Plan, evaluate_table
 from xuefen.batch.evaluate import _Compiled, _evaluate_chunk, canonicalise
+from xuefen.errors import InputError, Problem
 
 
 def _keep_freed_memory() -> None:
@@ -61,6 +63,9 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
+BAD_INPUT = 3  # a worker's exit status when the file has problems (written to problems.json)
+
+
 @dataclass
 class _Range:
     """What one worker hands back."""
@@ -83,8 +88,8 @@ def _open(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | N
     return plan, pq.ParquetFile(path, read_dictionary=ids), columns
 
 
-def _run(plan: Plan, table: pa.Table) -> pl.DataFrame:
-    done = evaluate_table(plan, table, with_years=False)
+def _run(plan: Plan, table: pa.Table, row_offset: int | None = None) -> pl.DataFrame:
+    done = evaluate_table(plan, table, with_years=False, row_offset=row_offset)
     if done is None:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
@@ -113,13 +118,18 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
     out: list[pl.DataFrame] = []
     head: pa.Table | None = None
     carry: pa.Table | None = None
+    carry_at = 0  # the carried rows' place in the file
+    # the file row of the range's first row, for error messages
+    read_at = sum(pf.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups else 0
 
-    def take(table: pa.Table, continues: bool) -> None:
-        """Evaluate a read batch; ``continues``: its last teacher goes on in
-        the next batch (then her rows are carried, not evaluated yet)."""
-        nonlocal head, carry
+    def take(table: pa.Table, continues: bool, at: int) -> None:
+        """Evaluate a read batch whose first row is file row ``at``;
+        ``continues``: its last teacher goes on in the next batch (then her
+        rows are carried, not evaluated yet)."""
+        nonlocal head, carry, carry_at
         if carry is not None:
             table = pa.concat_tables([carry, table]).unify_dictionaries().combine_chunks()
+            at = carry_at
             carry = None
         codes = _teacher_codes(table)
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
@@ -127,7 +137,7 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
         if not first and head is None:
             # the first teacher may have begun in the previous range
             if len(starts) == 1:
-                carry = table
+                carry, carry_at = table, at
                 return
             head = table.slice(0, int(starts[1]))
             begin = int(starts[1])
@@ -135,12 +145,12 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
         end_of_body = table.num_rows
         if continues:
             end_of_body = int(starts[-1])
-            carry = table.slice(end_of_body)
+            carry, carry_at = table.slice(end_of_body), at + end_of_body
         cuts = np.append(starts[starts < end_of_body], end_of_body)  # where a piece may end
         while begin < end_of_body:
             want = begin + batch_rows
             end = end_of_body if want >= end_of_body else int(cuts[np.searchsorted(cuts, want)])
-            out.append(_run(plan, table.slice(begin, end - begin)))
+            out.append(_run(plan, table.slice(begin, end - begin), at + begin))
             begin = end
 
     # one batch of lookahead: a batch is cut only where a teacher really ends
@@ -148,10 +158,11 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
     for batch in pf.iter_batches(batch_size=read_rows, row_groups=row_groups, columns=columns, use_threads=threads):
         table = pa.Table.from_batches([batch])
         if previous is not None:
-            take(previous, _first_last(previous)[1] == _first_last(table)[0])
+            take(previous, _first_last(previous)[1] == _first_last(table)[0], read_at)
+            read_at += previous.num_rows
         previous = table
     if previous is not None:
-        take(previous, not last)
+        take(previous, not last, read_at)
     if not first and head is None:
         head, carry = carry, None  # the whole range is one teacher
     return _Range(out, head, carry)
@@ -182,10 +193,14 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     args: list[tuple[Any, ...]] = [
         (policy_id, path, as_of, options, rgs, i == 0, i == len(ranges) - 1, batch_rows, read_rows)
         for i, rgs in enumerate(ranges)]
-    if len(ranges) <= 1:
-        results = [_evaluate_range(*a) for a in args] if ranges else []
-    else:
-        results = _in_processes(args)
+    try:
+        if len(ranges) <= 1:
+            results = [_evaluate_range(*a) for a in args] if ranges else []
+        else:
+            results = _in_processes(args)
+    except InputError as exc:
+        name = Path(path).name
+        raise InputError([dataclasses.replace(p, file=p.file or name) for p in exc.problems]) from None
     plan, _, _ = _open(policy_id, path, as_of, options)
     frames: list[pl.DataFrame] = []
     pieces: list[pa.Table] = []
@@ -230,10 +245,16 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[_Range]:
             procs.append(subprocess.Popen([sys.executable, "-m", "xuefen.batch.parquet", json.dumps(spec)],  # noqa: S603
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
         errors = []
-        for proc in procs:
+        problems: list[Problem] = []
+        for i, proc in enumerate(procs):
             _, err = proc.communicate()
-            if proc.returncode != 0:
+            if proc.returncode == BAD_INPUT:
+                data = json.loads((Path(tmp) / str(i) / "problems.json").read_text(encoding="utf-8"))
+                problems += [Problem(**p) for p in data]
+            elif proc.returncode != 0:
                 errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+        if problems:
+            raise InputError(problems)
         if errors:
             raise RuntimeError("批量评估的工作进程失败：" + "；".join(errors))
         return [_load(Path(tmp) / str(i)) for i in range(len(args))]
@@ -261,10 +282,18 @@ def _worker(spec_text: str) -> int:
     spec = json.loads(spec_text)
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-    r = _evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
-                        spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"],
-                        threads=False)
-    _save(r, Path(spec["out"]))
+    out = Path(spec["out"])
+    try:
+        r = _evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
+                            spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"],
+                            threads=False)
+    except InputError as exc:
+        # bad input is the user's to fix: hand the problems back whole
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "problems.json").write_text(json.dumps([dataclasses.asdict(p) for p in exc.problems],
+                                                      ensure_ascii=False), encoding="utf-8")
+        return BAD_INPUT
+    _save(r, out)
     return 0
 
 
