@@ -639,17 +639,15 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
     t, cidx, yr, rank = t[keep], cidx[keep], attributed[keep], rank[keep]
     rec = orig[keep]  # a line's record: its row in the table
     work = keep  # its row in the working arrays (hours, days, ...)
-    if len(t) > 1:
-        dt_ = np.diff(t)
-        dy = np.diff(yr)
-        dr = np.diff(rank)
-        ordered = bool(np.all((dt_ > 0) | ((dt_ == 0) & ((dy > 0) | ((dy == 0) & (dr > 0))))))
-    else:
-        ordered = True
-    if not ordered:
+    # one integer per record orders it canonically: teacher, year, record id
+    key = t * (comp.last_year - comp.cycle_start + 1)
+    key += yr
+    key -= comp.cycle_start
+    key *= int(rank.max(initial=0)) + 1
+    key += rank
+    if len(key) > 1 and not bool(np.all(key[1:] > key[:-1])):
         # nearly sorted (a few records attributed to another year): a stable
         # sort of one integer key is adaptive, unlike lexsort
-        key = (t * (comp.last_year - comp.cycle_start + 1) + (yr - comp.cycle_start)) * (int(rank.max()) + 1) + rank
         order = np.argsort(key, kind="stable")
         t, cidx, yr, rec, work = t[order], cidx[order], yr[order], rec[order], work[order]
 
