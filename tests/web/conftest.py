@@ -23,6 +23,7 @@ from django.contrib.auth.models import User
 from xuefen import idnumber
 from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Source, Status, Teacher
 from xuefen.web.services.evaluation import price_records, refresh_result
+from xuefen.web.services.teachers import add_teacher
 
 PASSWORD = "a-long-test-password"
 
@@ -83,8 +84,8 @@ def world(db: Any) -> World:
     for i, name in enumerate(("alice", "anna", "ella", "will")):
         school = users[name].profile.org
         assert school is not None
-        teachers[name] = Teacher.objects.create(
-            user=users[name], school=school, teacher_no=f"T{i + 1:04d}", name=name, stage="小学",
+        teachers[name] = add_teacher(
+            school, user=users[name], teacher_no=f"T{i + 1:04d}", name=name, stage="小学",
             id_number=idnumber.make("220221", "19850101", i + 1), post="专任教师", hired_year=2010,
         )
     return World(orgs, users, teachers)

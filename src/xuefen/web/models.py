@@ -1,5 +1,5 @@
 """The platform's data: organisations, people and roles, the credit ledger,
-evidence, imports, cached results and the audit log.
+evidence, imports, cached results, per-unit tallies and the audit log.
 
 Writes happen only in :mod:`xuefen.web.services`; who may see what is decided
 in :mod:`xuefen.web.permissions` and the ``for_user`` queryset methods here.
@@ -49,11 +49,17 @@ class Org(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        adding = self._state.adding
         super().save(*args, **kwargs)
         path = f"{self.parent.path if self.parent else '/'}{self.pk}/"
         if path != self.path:
             self.path = path
             Org.objects.filter(pk=self.pk).update(path=path)
+        if adding:
+            # A new unit has no teachers yet, so a zero tally is exact; with a
+            # row for every unit from the start, upkeep (services.tallies) is
+            # a plain increment and never has to create rows under contention.
+            UnitTally.objects.get_or_create(org=self)
 
     def ancestors(self) -> list[Org]:
         ids = [int(x) for x in self.path.strip("/").split("/") if x]
@@ -281,6 +287,31 @@ class TeacherResult(models.Model):
     year_total = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal(0))
     data = models.JSONField(default=dict)
     computed_at = models.DateTimeField(auto_now=True)
+
+
+class UnitTally(models.Model):
+    """How the teachers of one unit's whole subtree stand, counted from their
+    stored results: the dashboard's figures for the unit, read as one row.
+
+    Kept current by ``services.tallies``, which applies each teacher's change
+    (old standing → new) to her school and every ancestor in the transaction
+    that made it; ``rebuild_tallies`` recounts everything from scratch.
+    Plain integers, not unsigned: a tally that has drifted must still accept
+    the next change, and the rebuild repairs it."""
+
+    org = models.OneToOneField(Org, primary_key=True, on_delete=models.CASCADE, related_name="tally")
+    teachers = models.IntegerField(default=0)
+    passed = models.IntegerField(default=0)
+    in_progress = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    unevaluated = models.IntegerField(default=0)
+    # Of the teachers whose current year is checked (year_checked), how many
+    # have met its minimums.
+    year_passed = models.IntegerField(default=0)
+    year_checked = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.org_id}: {self.teachers}"
 
 
 class AppendOnlyQuerySet(models.QuerySet["AuditEntry"]):

@@ -65,6 +65,14 @@ def teacher_scope(user: Any) -> Q:
     return NOTHING
 
 
+def sees_every_teacher_under(user: Any, org: Org) -> bool:
+    """Whether :func:`teacher_scope` holds every teacher of ``org``'s subtree,
+    so that a figure over the whole unit (its stored tally) is exactly the
+    figure over the teachers this user may see there."""
+    p = profile(user)
+    return bool(p and p.role in OFFICER_ROLES and p.org is not None and org.path.startswith(p.org.path))
+
+
 def record_scope(user: Any) -> Q:
     p = profile(user)
     if p is None:

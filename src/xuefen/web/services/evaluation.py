@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from xuefen.engine.evaluate import Evaluation, Evaluator
@@ -22,6 +23,7 @@ from xuefen.policy.loader import default_registry, pick
 from xuefen.policy.schema import Policy
 from xuefen.web.models import Record, Teacher, TeacherResult
 from xuefen.web.permissions import COUNTING
+from xuefen.web.services import tallies
 
 FACT_FIELDS = (
     "year", "title", "category", "theme", "level", "form", "location", "hours", "days", "result", "role",
@@ -86,12 +88,23 @@ def price_records(teacher: Teacher, records: list[Record], today: dt.date | None
         r.policy_id = policy.id
 
 
+@transaction.atomic
 def refresh_result(teacher: Teacher, today: dt.date | None = None) -> TeacherResult | None:
-    """Re-evaluate one teacher and store the verdict (incremental upkeep: a
-    change to one record re-evaluates only its teacher)."""
+    """Re-evaluate one teacher, store the verdict and count the change in her
+    units' tallies (incremental upkeep: a change to one record re-evaluates
+    only its teacher and touches only her school's line of tallies)."""
+    # The teacher's row is locked before anything is read, so two refreshes
+    # of one teacher run one after the other: the second evaluates with the
+    # first's records committed and counts the first's result as "before".
+    # FOR NO KEY UPDATE is enough for that, and does not hold up the foreign
+    # key checks (FOR KEY SHARE) of others inserting her records meanwhile.
+    list(Teacher.objects.select_for_update(no_key=True).filter(pk=teacher.pk).values_list("pk", flat=True))
+    old = TeacherResult.objects.filter(teacher=teacher).only("status", "year_passed").first()
+    before = tallies.Standing.of(old)
     ev = evaluate_teacher(teacher, today)
     if ev is None:
         TeacherResult.objects.filter(teacher=teacher).delete()
+        tallies.change(teacher.school, before, tallies.UNEVALUATED)
         return None
     data = as_dict(ev)
     year = ev.as_of.year
@@ -110,6 +123,7 @@ def refresh_result(teacher: Teacher, today: dt.date | None = None) -> TeacherRes
             "data": _jsonable(data),
         },
     )
+    tallies.change(teacher.school, before, tallies.Standing.of(result))
     return result
 
 

@@ -54,7 +54,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import CharField
 from django.utils import timezone
 
@@ -67,7 +67,7 @@ from xuefen.numbers import fmt
 from xuefen.policy.loader import default_registry
 from xuefen.web import permissions as perm
 from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher
-from xuefen.web.services import audit
+from xuefen.web.services import audit, tallies
 from xuefen.web.services.evaluation import FACT_FIELDS, price_records, refresh_result
 from xuefen.web.services.ledger import Actor, Denied, ServiceError
 
@@ -664,12 +664,16 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
             _set(batch, done_rows=done)
 
     try:
-        with transaction.atomic():
+        # The batch's tally changes are applied once, at the end, so it holds
+        # no tally while it waits for a teacher (services.tallies).  Teachers
+        # are refreshed, and so locked, in ascending id: two imports over the
+        # same teachers queue rather than deadlock.
+        with tallies.deferred():
             locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
             if locked.state != ImportBatch.State.WRITING:
                 return locked
             created = Record.objects.bulk_create([r for records in by_teacher.values() for r in records])
-            for t in teachers.values():
+            for _pk, t in sorted(teachers.items()):
                 refresh_result(t)
             notices = [Notification(user_id=t.user_id, message=_notice(batch.org, len(by_teacher[t.pk]), status))
                        for t in teachers.values() if t.user_id]

@@ -3,7 +3,8 @@ teachers at risk this year, review queues with filters, the school's 公示
 list and the unit's XLSX export.
 
 Figures are the engine's stored per-teacher verdicts (TeacherResult, kept
-current by the services); the views count teachers, never credits."""
+current by the services), counted per unit in its tally (UnitTally, kept
+current with them); the views show counts of teachers, never sums of credits."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from django.views.decorators.http import require_POST
 
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Status, Teacher, TeacherResult
-from xuefen.web.services import ledger
+from xuefen.web.services import ledger, tallies
+from xuefen.web.services.tallies import FAILED, IN_PROGRESS, PASSED
 from xuefen.web.views.common import client_ip
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
-PASSED, IN_PROGRESS, FAILED = "达标", "进行中", "未达标"
 AT_RISK_SHOWN = 20
 
 
@@ -38,17 +39,18 @@ def _officer(request: HttpRequest) -> Profile:
     return p
 
 
-def _counts(teachers: QuerySet[Teacher]) -> dict[str, int]:
-    agg = teachers.aggregate(
-        n=Count("id"),
-        passed=Count("id", filter=Q(result__status=PASSED)),
-        in_progress=Count("id", filter=Q(result__status=IN_PROGRESS)),
-        failed=Count("id", filter=Q(result__status=FAILED)),
-        year_passed=Count("id", filter=Q(result__year_passed=True)),
-        year_checked=Count("id", filter=Q(result__year_passed__isnull=False)),
-    )
-    agg["unevaluated"] = agg["n"] - agg["passed"] - agg["in_progress"] - agg["failed"]
-    return agg
+def _counts(user: Any, node: Org) -> dict[str, int]:
+    """The unit's figures for this user: its stored tally when she sees all
+    of its teachers, else counted over the teachers she may see."""
+    if perm.sees_every_teacher_under(user, node):
+        figures = tallies.stored([node])[node.pk]
+    else:
+        figures = tallies.figures(Teacher.objects.for_user(user).filter(school__path__startswith=node.path))
+    return _shaped(figures)
+
+
+def _shaped(figures: tallies.Figures) -> dict[str, int]:
+    return {"n": figures["teachers"], **{k: v for k, v in figures.items() if k != "teachers"}}
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -56,15 +58,16 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def unit_rows(node: Org) -> list[dict[str, Any]]:
-    """Completion for each child unit of ``node``, from the stored results:
+    """Completion for each child unit of ``node``, from the units' tallies:
     how many teachers have passed the cycle, are still in progress (the
     cycle is not over and nothing is lost yet) or have failed, and how many
     of those checked this year have met this year's minimums."""
     rows = []
     order: dict[str, int] = {OrgKind.DISTRICT: 0, OrgKind.ZONE: 1, OrgKind.SCHOOL: 2}
     children = sorted(node.children.exclude(kind=OrgKind.INSTITUTION), key=lambda o: (order.get(o.kind, 3), o.name))
+    stored = tallies.stored(children)
     for child in children:
-        c = _counts(Teacher.objects.filter(school__path__startswith=child.path))
+        c = _shaped(stored[child.pk])
         rows.append({"org": child, "teachers": c["n"], **c, "year_rate": _share(c["year_passed"], c["year_checked"]),
                      "pass_rate": _share(c["passed"], c["n"])})
     return rows
@@ -124,7 +127,7 @@ def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     today = timezone.localdate()
     year = today.year
     breadcrumb = [a for a in node.ancestors() if a.path.startswith(p.org.path)]
-    totals = _counts(Teacher.objects.for_user(request.user).filter(school__path__startswith=node.path))
+    totals = _counts(request.user, node)
     teachers: list[Teacher] | None = None
     status_filter = request.GET.get("status", "")
     if node.kind == OrgKind.SCHOOL:

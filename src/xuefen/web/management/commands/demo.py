@@ -11,12 +11,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
 from django.utils import timezone
 
 from xuefen import idnumber
 from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Source, Status, Teacher
+from xuefen.web.services import tallies
 from xuefen.web.services.evaluation import price_records, refresh_result
+from xuefen.web.services.teachers import add_teacher
 
 DEMO_PASSWORD = "xuefen-demo-2026"
 
@@ -56,7 +57,7 @@ class Command(BaseCommand):
             if User.objects.filter(username=login).exists():
                 self.stdout.write(f"  {login:<10} {Role(role).label}")
 
-    @transaction.atomic
+    @tallies.deferred()
     def _build(self, n_teachers: int, seed: int) -> None:
         rnd = random.Random(seed)
         today = timezone.localdate()
@@ -85,8 +86,8 @@ class Command(BaseCommand):
             name = rnd.choice(SURNAMES) + rnd.choice(GIVEN) + (rnd.choice(GIVEN) if rnd.random() < 0.6 else "")
             stage = {"东区幼儿园": "幼儿园"}.get(school.name, rnd.choice(STAGES[:5]))
             hired = rnd.choice([1998, 2005, 2010, 2015, 2019, 2022, today.year - 1])
-            teacher = Teacher.objects.create(
-                school=school, teacher_no=f"T{i + 1:05d}", name=name, stage=stage,
+            teacher = add_teacher(
+                school, teacher_no=f"T{i + 1:05d}", name=name, stage=stage,
                 id_number=idnumber.make("220221" if school.path.startswith(east.path) else "370102",
                                         f"{rnd.randint(1965, 1999)}{rnd.randint(1, 12):02d}{rnd.randint(1, 28):02d}", i % 1000),
                 post="专任教师" if rnd.random() > 0.1 else "非专任教师", hired_year=hired,
