@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         if gen_lines:
-            text += ["Generating the data (`python -m xuefen.batch.generate`, zstd Parquet, 50k teachers a row group):",
+            text += ["Generating the data (`python -m xuefen.batch.generate`, zstd Parquet, row groups of about a million rows):",
                      "", fmt_row(["policy", "teachers", "rows", "wall s", "CPU s", "peak RSS MB", "file MB"]),
                      "|---|---:|---:|---:|---:|---:|---:|", *gen_lines, ""]
         if single_lines:
