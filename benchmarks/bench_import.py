@@ -7,7 +7,8 @@
 What it does, in a fresh database (a temporary SQLite file, or the PostgreSQL
 database given, which is emptied first): migrate; one city, one district bound
 to 永吉 (``yongji``), 100 schools, one training institution and its staff
-member; ``--teachers`` teachers (bulk-created, not timed).  Then it writes a
+member; ``--teachers`` teachers, each with an account, so each is notified of
+her records (bulk-created, not timed).  Then it writes a
 CSV roster of ``--rows`` rows in the template's columns (a teacher several
 records of different courses) and times the three service calls a user's
 upload and confirmation go through:
@@ -19,8 +20,12 @@ upload and confirmation go through:
 
 The institution's rows start 待审核 (they do not count until the school
 approves them); ``--as district`` imports as the district office instead,
-whose rows count at once, so every teacher is also re-evaluated.  Peak memory
-is the process's ``ru_maxrss``.
+whose rows count at once, so every teacher is also re-evaluated.  The
+teachers start without a stored verdict, so even the institution's import
+stores each one's first; ``--evaluated`` stores every teacher's verdict
+before the import (not timed), as on a platform in use: the institution's
+import then re-evaluates no one, and the district's updates every verdict.
+Peak memory is the process's ``ru_maxrss``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teachers", type=int, default=20_000)
     ap.add_argument("--as", dest="importer", choices=["institution", "district"], default="institution")
     ap.add_argument("--database", help="DATABASE_URL (default: a temporary SQLite file)")
+    ap.add_argument("--evaluated", action="store_true", help="store every teacher's verdict before the import")
     args = ap.parse_args(argv)
 
     tmp = tempfile.TemporaryDirectory(prefix="xuefen-bench-import-")
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
 
     from xuefen import idnumber
-    from xuefen.web.models import ImportBatch, Org, OrgKind, Profile, Record, Role, Teacher
+    from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Profile, Record, Role, Teacher
     from xuefen.web.services import imports
     from xuefen.web.services.ledger import Actor
 
@@ -98,14 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         Profile.objects.create(user=staff, role=Role.DISTRICT_OFFICE, org=district)
         unit = district
+    accounts = User.objects.bulk_create([User(username=f"t{i:06d}", password="!") for i in range(args.teachers)],
+                                        batch_size=5000)  # "!": no password can log in
     Teacher.objects.bulk_create([
         Teacher(school=schools[i % len(schools)], teacher_no=f"T{i:06d}", name=f"教师{i}", stage="小学",
-                post="专任教师", hired_year=2010, id_number=_id_number(idnumber, i))
+                post="专任教师", hired_year=2010, id_number=_id_number(idnumber, i), user=accounts[i])
         for i in range(args.teachers)
     ], batch_size=5000)
     rebuild = _rebuild_tallies()
     if rebuild is not None:
         rebuild()
+    if args.evaluated:
+        from xuefen.web.services.evaluation import refresh_results
+
+        refresh_results(Teacher.objects.select_related("school"))
     setup_s = time.perf_counter() - t0
     data = roster(args.rows, args.teachers)
     actor = Actor(staff, "127.0.0.1")
@@ -130,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(timings.values())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     engine = connection.vendor
-    print(f"database {engine}; {args.rows:,} rows for {args.teachers:,} teachers imported as {args.importer}; "
-          f"setup (not timed) {setup_s:.1f} s")
+    print(f"database {engine}; {args.rows:,} rows for {args.teachers:,} teachers imported as {args.importer}"
+          f"{' (every teacher evaluated before)' if args.evaluated else ''}; setup (not timed) {setup_s:.1f} s; "
+          f"{Notification.objects.count():,} teachers notified")
     print("| rows | teachers | importer | database | receive s | check s | commit s | total s | records stored "
           "| peak RSS MB |")
     print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")

@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from xuefen.engine.evaluate import evaluate
-from xuefen.errors import PolicyError
-from xuefen.model import Leave, Record, Teacher
-from xuefen.policy.loader import check_versions, load_directory, load_policy_file
+from xuefen.engine.evaluate import Evaluator, evaluate
+from xuefen.errors import PolicyError, Problem
+from xuefen.model import Leave, Record, Teacher, parse_record, parse_teacher
+from xuefen.policy.cases import cases_path, load_cases
+from xuefen.policy.loader import (
+    check_versions,
+    default_policy_dir,
+    default_registry,
+    load_directory,
+    load_policy_file,
+)
 from xuefen.policy.schema import Policy
 
 HEAD = """\
@@ -285,3 +292,36 @@ def test_hire_year_minimum_is_checked_when_the_cycle_starts_the_next_year(tmp_pa
     assert ev.years[2020].passed is False  # 11 < 12 in the probation year
     assert ev.cycle.requirements[0].min == Decimal("14.4")  # 36 × 2/5: the exclusive rule decided
     assert ev.total == Decimal("22")  # the probation year's credits are not in the cycle
+
+
+
+def test_price_is_the_per_record_part_of_evaluate_on_every_policy_case() -> None:
+    """``Evaluator.price`` (pricing records as they are entered) gives each
+    record exactly what a whole evaluation gives it — on every case of every
+    shipped policy, with one evaluator per policy and options reused across
+    teachers, as the platform does."""
+    def where(key: str, message: str) -> Problem:
+        return Problem(message, column=key)
+
+    registry = default_registry()
+    compared = 0
+    for policy_id in sorted(registry.policies):
+        policy = registry.get(policy_id)
+        _, cases = load_cases(cases_path(default_policy_dir(), policy_id))
+        evaluators: dict[str, Evaluator] = {}
+        for case in cases:
+            teacher, problems = parse_teacher(case.teacher, where)
+            parsed = [parse_record(raw, where) for raw in case.records]
+            records = [r for r, _ in parsed if r is not None]
+            if teacher is None or problems or any(more for _, more in parsed) or case.expect.get("error"):
+                continue
+            key = repr(sorted(case.options.items()))
+            if key not in evaluators:
+                evaluators[key] = Evaluator(policy, case.options)
+            ev = evaluators[key]
+            whole = ev.evaluate(teacher, records, case.as_of).records
+            alone = ev.price(teacher, records, case.as_of)
+            assert [(r.id, r.year, r.credits, r.category, r.gate_passed, r.explanation) for r in alone] == \
+                [(r.id, r.year, r.credits, r.category, r.gate_passed, r.explanation) for r in whole], case.name
+            compared += len(records)
+    assert compared > 100

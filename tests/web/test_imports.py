@@ -32,7 +32,7 @@ from xuefen.web.models import (
     Status,
     TeacherResult,
 )
-from xuefen.web.services import imports
+from xuefen.web.services import evaluation, imports
 from xuefen.web.services.ledger import Actor, Denied
 
 HEADER = ["教师编号", "姓名", "记录编号", "登记年度", "培训项目名称", "形式", "级别", "学时", "考核结果"]
@@ -316,18 +316,18 @@ def test_commit_checks_again_and_writes_nothing_on_a_late_conflict(world: World)
 
 def test_failure_while_writing_leaves_nothing_half_written(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     batch = imports.validate_roster(act(world, "ivan"), world.orgs["inst"], "名册.csv", csv_bytes(GOOD))
-    calls: list[int] = []
 
-    def flaky(teacher: Any, today: Any = None) -> None:
-        calls.append(teacher.pk)
-        if len(calls) == 3:
-            raise RuntimeError("engine down")
+    def flaky(teachers: Any, today: Any = None) -> None:
+        # two results are stored, then the engine fails
+        evaluation.refresh_results(list(teachers)[:2], today)
+        raise RuntimeError("engine down")
 
-    monkeypatch.setattr(imports, "refresh_result", flaky)
+    monkeypatch.setattr(imports, "refresh_results", flaky)
     before = snapshot()
     with pytest.raises(RuntimeError):
         imports.commit_batch(act(world, "ivan"), batch)
     assert snapshot() == before
+    assert not TeacherResult.objects.exists()
     batch.refresh_from_db()
     assert batch.state == ImportBatch.State.INVALID and "未写入任何记录" in batch.errors[0]["message"]
 

@@ -868,28 +868,12 @@ class Evaluator:
 
     # -- whole teacher
 
-    def evaluate(self, teacher: Teacher, records: list[Record], as_of: dt.date) -> Evaluation:
+    def _start(self, ctx: Context, steps: list[Step]) -> tuple[tuple[PartialCycle, int] | None, int]:
+        """The partial cycle that applies to the teacher, if any, and the year
+        her figures start."""
         p = self.policy
-        cycle_start, cycle_end = self.cycle_for(as_of.year)
-        ctx = Context(p, teacher, cycle_start, cycle_end)
-        self._said: set[str] = set()
-        steps: list[Step] = []
-        warnings: list[str] = []
-        seen: set[str] = set()
-        for r in records:
-            if r.id in seen:
-                raise_dup(r.id)
-            seen.add(r.id)
-        for opt in p.options:
-            chosen = self.options[opt.id]
-            steps.append(Step("option", f"选项“{opt.label}”取“{opt.choices[chosen]}”"
-                                        f"{'（默认）' if chosen == opt.default else '（非默认设置）'}",
-                              cite=cite_text(p, opt.cite if isinstance(opt.cite, list) else [opt.cite]),
-                              scope="teacher"))
-        steps.append(Step("cycle", f"培训周期 {cycle_start}–{cycle_end} 年，评估截至 {as_of.isoformat()}",
-                          cite=cite_text(p, p.cycle.cite if isinstance(p.cycle.cite, list) else [p.cycle.cite]),
-                          scope="teacher"))
-        # partial cycle
+        teacher = ctx.teacher
+        cycle_start, cycle_end = ctx.cycle_start, ctx.cycle_end
         partial: tuple[PartialCycle, int] | None = None
         start_year = cycle_start
         for pc in self.partials:
@@ -919,7 +903,13 @@ class Evaluator:
             for value in (teacher.hired_year, teacher.transfer_in_year):
                 if value is not None and value > start_year:
                     start_year = value
-        # records
+        return partial, start_year
+
+    def _records(self, ctx: Context, records: list[Record], as_of: dt.date, partial: tuple[PartialCycle, int] | None,
+                 start_year: int) -> tuple[list[RecordResult], list[Line]]:
+        """Every record through the per-record stage, each line marked as
+        counted in the cycle or not, with the reason when none is."""
+        cycle_start, cycle_end = ctx.cycle_start, ctx.cycle_end
         results: list[RecordResult] = []
         lines: list[Line] = []
         for i, rec in enumerate(records):
@@ -939,6 +929,38 @@ class Evaluator:
                 rr.steps.append(Step("cycle", f"不计入本周期：{why}", record=rec.id))
             lines.extend(rr.lines)
             results.append(rr)
+        return results, lines
+
+    def price(self, teacher: Teacher, records: list[Record], as_of: dt.date) -> list[RecordResult]:
+        """What each record is worth on its own: exactly the ``records`` of
+        :meth:`evaluate`, without the years, the cycle and the verdict (a
+        fraction of the work, for pricing records as they are entered)."""
+        _check_unique(records)
+        cycle_start, cycle_end = self.cycle_for(as_of.year)
+        ctx = Context(self.policy, teacher, cycle_start, cycle_end)
+        partial, start_year = self._start(ctx, [])
+        results, _ = self._records(ctx, records, as_of, partial, start_year)
+        return results
+
+    def evaluate(self, teacher: Teacher, records: list[Record], as_of: dt.date) -> Evaluation:
+        p = self.policy
+        cycle_start, cycle_end = self.cycle_for(as_of.year)
+        ctx = Context(p, teacher, cycle_start, cycle_end)
+        self._said: set[str] = set()
+        steps: list[Step] = []
+        warnings: list[str] = []
+        _check_unique(records)
+        for opt in p.options:
+            chosen = self.options[opt.id]
+            steps.append(Step("option", f"选项“{opt.label}”取“{opt.choices[chosen]}”"
+                                        f"{'（默认）' if chosen == opt.default else '（非默认设置）'}",
+                              cite=cite_text(p, opt.cite if isinstance(opt.cite, list) else [opt.cite]),
+                              scope="teacher"))
+        steps.append(Step("cycle", f"培训周期 {cycle_start}–{cycle_end} 年，评估截至 {as_of.isoformat()}",
+                          cite=cite_text(p, p.cycle.cite if isinstance(p.cycle.cite, list) else [p.cycle.cite]),
+                          scope="teacher"))
+        partial, start_year = self._start(ctx, steps)
+        results, lines = self._records(ctx, records, as_of, partial, start_year)
         in_cycle = [ln for ln in lines if ln.counted_in_cycle]
         # The cycle's records, converted or not: a completion or a penalty
         # depends on what happened, not on credits.
@@ -1007,6 +1029,14 @@ class Evaluator:
             warnings.append("本政策没有任何最低要求规则")
         return Evaluation(p, teacher, as_of, dict(self.options), cycle_start, cycle_end, start_year,
                           results, years, cycle, passed, status, steps, warnings)
+
+
+def _check_unique(records: list[Record]) -> None:
+    seen: set[str] = set()
+    for r in records:
+        if r.id in seen:
+            raise_dup(r.id)
+        seen.add(r.id)
 
 
 def raise_dup(record_id: str) -> None:

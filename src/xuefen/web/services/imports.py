@@ -42,11 +42,14 @@ Decisions (the upload page states them for users too):
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import math
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import PurePath
@@ -66,9 +69,9 @@ from xuefen.model import Record as EngineRecord
 from xuefen.numbers import fmt
 from xuefen.policy.loader import default_registry
 from xuefen.web import permissions as perm
-from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher
-from xuefen.web.services import audit, tallies
-from xuefen.web.services.evaluation import FACT_FIELDS, price_records, refresh_result
+from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher, TeacherResult
+from xuefen.web.services import audit, bulk, tallies
+from xuefen.web.services.evaluation import FACT_FIELDS, Policies, price_records, refresh_results
 from xuefen.web.services.ledger import Actor, Denied, ServiceError
 
 # Columns the platform reads itself; they are taken out before the rows go to
@@ -98,8 +101,11 @@ STATUS_BY_ROLE: dict[str, str] = {
 }
 
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
-# How often (in rows) progress is written for the page's progress bar.
+# How often (in rows) progress is written for the page's progress bar, and
+# at most how often (in seconds): each write is a commit, and a large file
+# would otherwise spend seconds on them.
 PROGRESS_EVERY = 200
+PROGRESS_SECONDS = 0.5
 
 
 def _norm(text: str) -> str:
@@ -305,9 +311,11 @@ def excellent_limits() -> dict[str, tuple[Decimal, str]]:
 class _Jurisdictions:
     """Binding node of each school -> (limit, citation) for 优秀, cached."""
 
-    def __init__(self) -> None:
+    def __init__(self, schools: Iterable[Org]) -> None:
         self.limits = excellent_limits()
         self._by_school: dict[int, tuple[Decimal, str] | None] = {}
+        self._policies = Policies()
+        self._policies.prefetch(schools)
 
     def limit(self, teacher: Teacher) -> tuple[Decimal, str] | None:
         if teacher.school_id not in self._by_school:
@@ -315,7 +323,7 @@ class _Jurisdictions:
         return self._by_school[teacher.school_id]
 
     def _resolve(self, school: Org) -> tuple[Decimal, str] | None:
-        binding = school.binding()
+        binding = self._policies.binding(school)
         if binding is None:
             return None
         try:
@@ -367,20 +375,27 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
         row = table.rows[n - 1]
         return row[col] if col is not None and col < len(row) else None
 
+    # (教师编号, 记录编号) of each row, as the reader reads them
+    keys = {n: (_key(cell(n, table.teacher_col)), _key(cell(n, table.uid_col))) for n in table.data_rows}
     teacher_header = table.header(table.teacher_col)
     teacher_no_of: dict[int, str] = {}
     for n in table.data_rows:
-        tid = _key(cell(n, table.teacher_col))
+        tid = keys[n][0]
         if tid is not None and (n, teacher_header) not in reader_cells:
             teacher_no_of[n] = tid
     found = {t.teacher_no: t for chunk in _chunks(set(teacher_no_of.values()))
-             for t in Teacher.objects.select_related("school").filter(teacher_no__in=chunk)}
+             for t in Teacher.objects.filter(teacher_no__in=chunk)}
+    # Each school read once, not once per teacher.
+    schools = {o.pk: o for chunk in _chunks({t.school_id for t in found.values()})
+               for o in Org.objects.filter(pk__in=chunk)}
+    for each in found.values():
+        each.school = schools[each.school_id]
     node = scope_node(org)
     in_scope: dict[str, Teacher] = {
         no: t for no, t in found.items() if node is not None and t.school.path.startswith(node.path)}
     uids_of: dict[int, set[str]] = defaultdict(set)
     for n, tid in teacher_no_of.items():
-        uid = _key(cell(n, table.uid_col))
+        uid = keys[n][1]
         if tid in in_scope and uid is not None:
             uids_of[in_scope[tid].pk].add(uid)
     stored: dict[tuple[int, str], Record] = {}
@@ -418,7 +433,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             elif teacher is not None and teacher.id_number.upper() != text:
                 add(Problem(f"身份证号与教师编号“{tid}”在平台登记的身份证号不一致", file=name, row=n,
                             column=table.col(ID_NUMBER_HEADER)))
-        uid = _key(cell(n, table.uid_col))
+        uid = keys[n][1]
         if teacher is not None and uid is not None and (teacher.pk, uid) in stored:
             earlier = stored[teacher.pk, uid]
             how = earlier.get_source_display()
@@ -436,7 +451,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
     for n in table.data_rows:
         if n in blanked:
             continue
-        tid, uid = _key(cell(n, table.teacher_col)), _key(cell(n, table.uid_col))
+        tid, uid = keys[n]
         if tid is not None and uid is not None:
             row_of.setdefault((tid, uid), n)
     planned: list[Planned] = []
@@ -479,7 +494,7 @@ def _check_course_hours(table: Table, parsed: list[tuple[int, Teacher | None, En
 def _check_excellent(org: Org, table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
                      add: Callable[[Problem], None]) -> None:
     """赤峰 第十九条: 优秀 at most 25% of a class (培训项目名称 + 登记年度)."""
-    jurisdictions = _Jurisdictions()
+    jurisdictions = _Jurisdictions({t.school_id: t.school for _, t, _ in parsed if t is not None}.values())
     classes: dict[tuple[str, int], list[tuple[int, Teacher | None, EngineRecord]]] = defaultdict(list)
     for item in parsed:
         classes[item[2].title, item[2].year].append(item)
@@ -556,6 +571,21 @@ def _set(batch: ImportBatch, **values: Any) -> None:
     ImportBatch.objects.filter(pk=batch.pk).update(**values)
 
 
+class _Progress:
+    """Writes ``done_rows`` for the page's progress bar, at most every
+    PROGRESS_SECONDS; the last row is always written."""
+
+    def __init__(self, batch: ImportBatch, total: int) -> None:
+        self.batch, self.total = batch, total
+        self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if done >= self.total or now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            _set(self.batch, done_rows=done)
+
+
 def _stored_bytes(batch: ImportBatch) -> bytes:
     with batch.file.open("rb") as fh:
         data: bytes = fh.read()
@@ -568,9 +598,26 @@ def _outcome(batch: ImportBatch, state_while: str) -> Outcome:
     except InputError as exc:
         return Outcome(exc.problems, [], 0)
     _set(batch, state=state_while, total_rows=len(table.data_rows), done_rows=0)
-    return check(batch.org, table, batch.course_hours, progress=lambda done: _set(batch, done_rows=done))
+    return check(batch.org, table, batch.course_hours, progress=_Progress(batch, len(table.data_rows)))
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a phase runs.  A large file
+    makes millions of small objects (cells, parsed rows, records, results)
+    that all live until the phase ends; the collector's full passes over
+    them found nothing and took a fifth of a 100,000-row import.  Cycles
+    made meanwhile are collected once it resumes."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+@_collector_paused()
 def check_batch(batch: ImportBatch) -> ImportBatch:
     """Phase 1 on a received batch: VALID, or INVALID with every problem."""
     if batch.state != ImportBatch.State.VALIDATING:
@@ -609,17 +656,22 @@ def queue_commit(actor: Actor, batch: ImportBatch) -> bool:
     return claimed == 1
 
 
+# Record fields stored as text: a fact the row leaves out is "" there, not NULL.
+_TEXT_FACTS = frozenset(name for name in FACT_FIELDS if isinstance(Record._meta.get_field(name), CharField))
+
+
 def _db_record(planned: Planned, batch: ImportBatch, status: str, user: Any) -> Record:
     rec = planned.record
     facts: dict[str, Any] = {name: getattr(rec, name) for name in FACT_FIELDS}
     facts["preset_credits"] = rec.credits
-    for key, value in facts.items():
-        if value is None and isinstance(Record._meta.get_field(key), CharField):
+    for key in _TEXT_FACTS:
+        if facts[key] is None:
             facts[key] = ""
     return Record(teacher=planned.teacher, uid=rec.id, source=Source.INSTITUTION, status=status,
                   import_batch=batch, created_by=user, **facts)
 
 
+@_collector_paused()
 def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
     """Phase 2: check again against the database as it is now, price every
     record, then write all of them in one transaction with one audit entry.
@@ -656,12 +708,14 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
         by_teacher[item.teacher.pk].append(_db_record(item, batch, status, actor.user))
         teachers[item.teacher.pk] = item.teacher
     _set(batch, done_rows=0)
+    progress = _Progress(batch, len(outcome.planned))
     done = 0
+    policies = Policies()
     for pk, records in by_teacher.items():
-        price_records(teachers[pk], records)
+        price_records(teachers[pk], records, policies=policies)
         done += len(records)
         if done // PROGRESS_EVERY != (done - len(records)) // PROGRESS_EVERY:
-            _set(batch, done_rows=done)
+            progress(done)
 
     try:
         # The batch's tally changes are applied once, at the end, so it holds
@@ -672,17 +726,16 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
             locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
             if locked.state != ImportBatch.State.WRITING:
                 return locked
-            created = Record.objects.bulk_create([r for records in by_teacher.values() for r in records])
-            for _pk, t in sorted(teachers.items()):
-                refresh_result(t)
+            created = bulk.insert([r for records in by_teacher.values() for r in records])
+            refresh_results(_verdicts_to_refresh(teachers, status))
             notices = [Notification(user_id=t.user_id, message=_notice(batch.org, len(by_teacher[t.pk]), status))
                        for t in teachers.values() if t.user_id]
-            Notification.objects.bulk_create(notices)
-            _set(batch, state=ImportBatch.State.DONE, created_rows=len(created), done_rows=outcome.total_rows,
+            bulk.insert(notices)
+            _set(batch, state=ImportBatch.State.DONE, created_rows=created, done_rows=outcome.total_rows,
                  errors=[])
             audit.log(actor.user, "import", batch, ip=actor.ip, org_path=batch.org.path, after={
                 "file_name": batch.file_name, "sha256": batch.sha256, "rows": outcome.total_rows,
-                "records": len(created), "teachers": len(teachers), "status": str(status),
+                "records": created, "teachers": len(teachers), "status": str(status),
                 "course_hours": fmt(batch.course_hours) if batch.course_hours is not None else None,
             })
     except IntegrityError:
@@ -694,6 +747,21 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
             "写入时出错，本批次未写入任何记录；请联系系统管理员", file=batch.file_name))])
         raise
     return batch
+
+
+def _verdicts_to_refresh(teachers: dict[int, Teacher], status: str) -> list[Teacher]:
+    """The teachers whose stored verdict the import changes.  Records that
+    count (approved onwards) enter it: all of them.  Pending ones (an
+    institution's) do not, so a teacher's verdict is left as it is stored —
+    unless she has none yet: then the import stores her first, as it did
+    when it re-evaluated every teacher it named."""
+    if status in perm.COUNTING:
+        return list(teachers.values())
+    ids = sorted(teachers)
+    evaluated: set[int] = set()
+    for i in range(0, len(ids), 500):
+        evaluated.update(TeacherResult.objects.filter(teacher_id__in=ids[i:i + 500]).values_list("teacher_id", flat=True))
+    return [teachers[pk] for pk in ids if pk not in evaluated]
 
 
 def _notice(org: Org, count: int, status: str) -> str:
