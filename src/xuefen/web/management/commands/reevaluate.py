@@ -1,0 +1,29 @@
+"""Re-evaluate every teacher of a unit (or of the whole platform) with the
+policies as bound today: after a policy version or a binding's options
+change, at year end, before certification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from xuefen.web.models import Org
+from xuefen.web.services.reevaluate import reevaluate
+
+
+class Command(BaseCommand):
+    help = "按当前绑定的政策重新评估一个单位（默认全部）的所有教师"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--org", type=int, help="单位编号（默认：全部单位）")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        org = None
+        if options["org"] is not None:
+            org = Org.objects.filter(pk=options["org"]).first()
+            if org is None:
+                raise CommandError(f"没有编号为 {options['org']} 的单位")
+        out = reevaluate(org)
+        self.stdout.write(f"共 {out.teachers} 名教师：{out.unchanged} 名经批量评估确认无变化，"
+                          f"{out.refreshed} 名已逐人重新评估并保存（{out.seconds:.1f} 秒）。")
