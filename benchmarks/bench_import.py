@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--as", dest="importer", choices=["institution", "district"], default="institution")
     ap.add_argument("--database", help="DATABASE_URL (default: a temporary SQLite file)")
     ap.add_argument("--evaluated", action="store_true", help="store every teacher's verdict before the import")
+    ap.add_argument("--reevaluate", action="store_true",
+                    help="then time services.reevaluate over the district, current and after an option change")
     args = ap.parse_args(argv)
 
     tmp = tempfile.TemporaryDirectory(prefix="xuefen-bench-import-")
@@ -150,6 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     print(f"| {args.rows:,} | {args.teachers:,} | {args.importer} | {engine} | {timings['receive']:.1f} | "
           f"{timings['check']:.1f} | {timings['commit']:.1f} | {total:.1f} | {stored:,} | {rss:.0f} |")
+    if args.reevaluate:
+        from xuefen.web.services.reevaluate import reevaluate
+
+        # the district's results are current after the import: confirmed, nothing written
+        current = reevaluate(district)
+        # a changed option of the binding: every teacher is re-evaluated and stored
+        district.policy_options = {"partial_cycle": "full"}
+        district.save()
+        changed = reevaluate(district)
+        print("| re-evaluation of the district | teachers | confirmed by the batch | re-evaluated one by one | s |")
+        print("|---|---:|---:|---:|---:|")
+        for label, out in (("results current", current), ("after an option change", changed)):
+            print(f"| {label} | {out.teachers:,} | {out.unchanged:,} | {out.refreshed:,} | {out.seconds:.1f} |")
     tmp.cleanup()
     return 0 if stored == args.rows else 1
 
