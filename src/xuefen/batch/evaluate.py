@@ -5,6 +5,12 @@ her rows (the interchange format; Parquet, CSV or XLSX).  Output: per teacher
 the verdict, the cycle total and category figures, per year the totals and
 verdicts, and per organisation unit the completion rates.
 
+This module holds the general path (the per-record stage as Polars
+expressions over the frame) and stage 2, which both paths share; the fast
+per-record stage is :mod:`xuefen.batch.columnar` (the same expressions, once
+per combination of facts), and Parquet files are read by
+:mod:`xuefen.batch.parquet`.
+
 How it mirrors the per-teacher engine (``xuefen.engine.evaluate``), rule kind
 by rule kind:
 
