@@ -137,7 +137,8 @@ def evaluate_teacher(teacher: Teacher, today: dt.date | None = None) -> Evaluati
     if chosen is None:
         return None
     policy, as_of, options = chosen
-    records = [engine_record(r) for r in teacher.records.filter(status__in=COUNTING).order_by("year", "uid")]
+    # by teacher only, the state tested here: see _refresh (SQLite and "status IN")
+    records = [engine_record(r) for r in teacher.records.order_by("year", "uid") if r.status in COUNTING]
     return evaluator(policy, options).evaluate(engine_teacher(teacher), records, as_of)
 
 

@@ -127,9 +127,14 @@ def _ledger(members: list[Teacher]) -> pl.DataFrame:
     rows: dict[str, list[Any]] = defaultdict(list)
     ids = sorted(by_pk)
     for i in range(0, len(ids), _CHUNK):
-        records = (Record.objects.filter(teacher_id__in=ids[i:i + _CHUNK], status__in=COUNTING)
-                   .order_by("teacher_id", "year", "uid").values_list("teacher_id", "uid", "preset_credits", *fields))
-        for teacher_id, uid, preset, *facts in records:
+        # by teacher only, the state tested here: given "status IN (…)" too,
+        # SQLite reads every counting record through the status index
+        records = (Record.objects.filter(teacher_id__in=ids[i:i + _CHUNK])
+                   .order_by("teacher_id", "year", "uid")
+                   .values_list("status", "teacher_id", "uid", "preset_credits", *fields))
+        for status, teacher_id, uid, preset, *facts in records:
+            if status not in COUNTING:
+                continue
             t = by_pk[teacher_id]
             rows["teacher_id"].append(str(teacher_id))
             rows["stage"].append(t.stage or None)
