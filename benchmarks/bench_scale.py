@@ -123,23 +123,9 @@ def _evaluator(policy: str) -> Any:
 
 def _parsed(policy: str, path: str, limit: int | None = None) -> Any:
     """Teachers and records parsed through the interchange model, as a reader would."""
-    from xuefen.batch.generate import iter_ledgers
-    from xuefen.errors import InputError, Problem
-    from xuefen.model import parse_record, parse_teacher
+    from xuefen.batch.generate import iter_parsed
 
-    def where(key: str, message: str) -> Problem:
-        return Problem(message, column=key)
-
-    for t, rows in iter_ledgers(path, limit=limit):
-        teacher, problems = parse_teacher(t, where)
-        records = []
-        for row in rows:
-            rec, more = parse_record(row, where)
-            problems += more
-            records.append(rec)
-        if problems or teacher is None:
-            raise InputError(problems)
-        yield teacher, records, rows
+    return iter_parsed(path, limit=limit)
 
 
 def single(policy: str, runs: int, out: str) -> int:

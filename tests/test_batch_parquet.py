@@ -65,28 +65,15 @@ def test_output_file_and_worker_errors(tmp_path: Path) -> None:
 def test_generated_province_equals_the_per_teacher_engine(tmp_path: Path, policy_id: str, year: int) -> None:
     """The benchmark's data, small: the Parquet path on two workers against the
     engine, teacher by teacher, each row parsed as a file reader would."""
-    from xuefen.batch.generate import iter_ledgers
+    from xuefen.batch.generate import iter_parsed
     from xuefen.engine.evaluate import Evaluator
-    from xuefen.errors import Problem
-    from xuefen.model import parse_record, parse_teacher
 
     src = generate(150, 40, policy_id, year, seed=9, out_path=tmp_path / "p.parquet", chunk_teachers=50)
     as_of = dt.date(year, 12, 31)
     got = {r["teacher_id"]: r for r in evaluate_parquet(policy_id, src, as_of, workers=2).to_dicts()}
     ev = Evaluator(default_registry().get(policy_id))
-
-    def where(key: str, message: str) -> Problem:
-        return Problem(message, column=key)
-
     seen = 0
-    for t, rows in iter_ledgers(src):
-        teacher, problems = parse_teacher(t, where)
-        records = []
-        for row in rows:
-            rec, more = parse_record(row, where)
-            problems += more
-            records.append(rec)
-        assert not problems and teacher is not None
+    for teacher, records, _ in iter_parsed(src):
         e = ev.evaluate(teacher, records, as_of)
         row = got[teacher.id]
         assert (row["passed"], row["total_milli"]) == (e.passed, int(e.total * 1000)), teacher.id

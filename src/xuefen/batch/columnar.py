@@ -63,9 +63,11 @@ from .evaluate import (
     _max_outputs,
     _milli_target_masks,
     _record_exprs,
+    _record_matches,
     _slot_exprs,
     _stage2,
     canonicalise,
+    fact_column,
 )
 
 # A dense table of every combination is used up to this many cells; beyond
@@ -101,19 +103,10 @@ def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
             pass
 
 
-def _match_columns(match: dict[str, Any] | None) -> tuple[set[str], bool]:
-    """The input columns a condition reads, and whether one is numeric."""
-    cols: set[str] = set()
-    numeric = False
-    for key in match or {}:
-        name = key.removeprefix("teacher.")
-        if name in _NUMERIC:
-            numeric = True
-        elif name in ("hired_in_cycle", "transferred_in_cycle"):
-            cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
-        else:
-            cols.add("category" if name == "category" else name)
-    return cols, numeric
+def _match_columns(match: dict[str, Any] | None) -> set[str]:
+    """The input columns a teacher condition (``applies_to``) reads."""
+    cols = {fact_column(key) for key in match or {}}
+    return {"category" if c == "__category_id" else c for c in cols if c is not None}
 
 
 class Plan:
@@ -130,22 +123,16 @@ class Plan:
         self.numeric_keys: dict[str, set[Fraction]] = {}
         numeric = any(g.max_absence_share for g in ev.gates)  # a ratio of two facts: the general path
         route_matches = [c.when for c in ev.completions] + [p.when for p in ev.penalties]
-        matches: list[dict[str, Any] | None] = [m for _, m in self.targets]
-        for g in ev.gates:
-            matches += [g.when, g.require]
-        with_when: list[Any] = [*ev.conversions, *ev.excludes, *ev.multipliers]
-        matches += [r.when for r in with_when]
-        matches += [*route_matches, *(a.when for a in ev.attributions)]
+        matches = [*_record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
         for m in matches:
             for key, expected in (m or {}).items():
-                name = key.removeprefix("teacher.")
-                if name in _NUMERIC:
+                col = fact_column(key)
+                if col is None:
+                    name = key.removeprefix("teacher.")
                     _thresholds(expected, 1000 if name in DECIMAL_FIELDS else 1,
                                 self.numeric_keys.setdefault(name, set()))
-                elif name in ("hired_in_cycle", "transferred_in_cycle"):
-                    cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
                 else:
-                    cols.add("__category_id" if name == "category" else name)
+                    cols.add(col)
         for c in ev.conversions:
             for out in ev._outputs[c.id]:
                 if out.category == "@record":
@@ -228,8 +215,7 @@ class Plan:
             want.add("leaves")
         applies: list[Any] = [*ev.minimums, *ev.waives, *ev.transfers, *ev.partials]
         for rule in applies:
-            more, _ = _match_columns(rule.applies_to)
-            want |= more
+            want |= _match_columns(rule.applies_to)
         want |= {"category" if c == "__category_id" else c for c in self.key_cols}
         want |= set(self.numeric_cols)
         want |= {a.field for a in self.comp.ev.attributions}

@@ -354,27 +354,41 @@ CONST, HOURS, HOURS_OR_DAYS, DAYS, TOPICS, CREDITS = range(6)
 _NUMERIC = {"hours", "days", "credits", "absent_hours", "topics", "words"}
 
 
+def fact_column(key: str) -> str | None:
+    """The frame column a condition's key reads (``category`` is read as its
+    canonical id); None for a numeric fact."""
+    name = key.removeprefix("teacher.")
+    if name in _NUMERIC:
+        return None
+    if name in ("hired_in_cycle", "transferred_in_cycle"):
+        return "hired_year" if name == "hired_in_cycle" else "transfer_in_year"
+    return "__category_id" if name == "category" else name
+
+
+def _record_matches(comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | None]:
+    """Every condition the per-record stage evaluates: match targets, gates,
+    conversions, exclusions, multipliers."""
+    ev = comp.ev
+    matches: list[dict[str, Any] | None] = [m for _, m in targets]
+    for g in ev.gates:
+        matches += [g.when, g.require]
+    with_when: list[Any] = [*ev.conversions, *ev.excludes, *ev.multipliers]
+    matches += [r.when for r in with_when]
+    return matches
+
 def _referenced(comp: _Compiled, targets: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], bool]:
     """The columns stage 1 looks at, and whether any condition is numeric
     (then the row-wise path is used)."""
     ev = comp.ev
     cols: set[str] = set()
     numeric = any(g.max_absence_share for g in ev.gates)
-    matches: list[dict[str, Any] | None] = [m for _, m in targets]
-    for g in ev.gates:
-        matches += [g.when, g.require]
-    with_when: list[Any] = [*ev.conversions, *ev.excludes, *ev.multipliers]
-    for r in with_when:
-        matches.append(r.when)
-    for m in matches:
+    for m in _record_matches(comp, targets):
         for key in m or {}:
-            name = key.removeprefix("teacher.")
-            if name in _NUMERIC:
+            col = fact_column(key)
+            if col is None:
                 numeric = True
-            elif name in ("hired_in_cycle", "transferred_in_cycle"):
-                cols.add("hired_year" if name == "hired_in_cycle" else "transfer_in_year")
             else:
-                cols.add("__category_id" if name == "category" else name)
+                cols.add(col)
     for c in ev.conversions:
         for out in ev._outputs[c.id]:
             if out.category == "@record":

@@ -682,6 +682,28 @@ def iter_ledgers(path: str | os.PathLike[str], *, batch_rows: int = 200_000,
 # ---------------------------------------------------------------- command line
 
 
+
+def iter_parsed(path: str | os.PathLike[str], *, limit: int | None = None) -> Iterator[
+        tuple[Any, list[Any], list[dict[str, Any]]]]:
+    """:func:`iter_ledgers` parsed through the interchange model as a file
+    reader would: (teacher, records, raw rows); bad data raises InputError."""
+    from xuefen.errors import InputError, Problem
+    from xuefen.model import parse_record, parse_teacher
+
+    def where(key: str, message: str) -> Problem:
+        return Problem(message, column=key)
+
+    for t, rows in iter_ledgers(path, limit=limit):
+        teacher, problems = parse_teacher(t, where)
+        records = []
+        for row in rows:
+            rec, more = parse_record(row, where)
+            problems += more
+            records.append(rec)
+        if problems or teacher is None:
+            raise InputError(problems)
+        yield teacher, records, rows
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xuefen.batch.generate", description="生成合成的全省教师学分数据（Parquet）")
     ap.add_argument("--teachers", type=int, required=True)
