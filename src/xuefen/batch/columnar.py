@@ -44,6 +44,7 @@ from xuefen import vocab
 from xuefen.errors import InputError, Problem
 from xuefen.policy.schema import Ops, Target
 
+from . import kernels
 from .evaluate import (
     _NUMERIC,
     CONST,
@@ -57,7 +58,6 @@ from .evaluate import (
     UNIT_COLUMNS,
     _coefficient,
     _Compiled,
-    _engine_teacher,
     _evaluate_chunk,
     _kind,
     _max_outputs,
@@ -68,6 +68,7 @@ from .evaluate import (
     _stage2,
     canonicalise,
     fact_column,
+    parse_leaves,
 )
 
 # A dense table of every combination is used up to this many cells; beyond
@@ -594,7 +595,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
             with_leave = np.flatnonzero(leave_text.is_not_null().to_numpy())
             for ti, text in zip(with_leave.tolist(), leave_text.gather(with_leave).to_list(), strict=True):
                 if text:
-                    for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves:
+                    for lv in parse_leaves(text):
                         if lv.approved and lv.kind in a.require_leave:
                             approved.append(ti * 100_000 + lv.year)
             cand = np.flatnonzero(applies)
@@ -676,6 +677,8 @@ def _credit_lines(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: n
     """Credited lines (one per record and conversion output), as the general
     path's ``_lines`` + ``_finish_lines`` make them."""
     comp = plan.comp
+    if kernels.ENABLED:
+        return _credit_lines_compiled(plan, lut, t, cidx, yr, rec, work, hours, days, credits, topics, record_theme)
     parts: list[dict[str, np.ndarray]] = []
     theme_parts: list[tuple[int, np.ndarray, np.ndarray]] = []
     n = len(cidx)
@@ -790,3 +793,61 @@ def _credit_lines(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: n
 
     return lines, mcols, themes
 
+
+
+def _credit_lines_compiled(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray, cidx: np.ndarray, yr: np.ndarray,
+                           rec: np.ndarray, work: np.ndarray, hours: Pair, days: Pair | None, credits: Pair | None,
+                           topics: Pair | None, record_theme: Callable[[np.ndarray], np.ndarray],
+                           ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Callable[[], list[Any]]]:
+    """``_credit_lines`` in one compiled pass (``kernels.credit_lines``)."""
+    comp = plan.comp
+    n_c = len(lut["failed"])
+    ks = [k for k in range(plan.max_outputs) if f"cat{k}" in lut]
+    k_n = max(ks, default=-1) + 1
+
+    def stack(prefix: str, fill: int) -> np.ndarray:
+        out = np.full((k_n, n_c), fill, dtype=np.int64)
+        for k in ks:
+            out[k] = lut[f"{prefix}{k}"]
+        return out
+
+    cat_l = stack("cat", -1)
+    targets = [name for name, _ in plan.targets]
+    targets_l = np.zeros((len(targets), n_c), dtype=np.bool_)
+    for m, name in enumerate(targets):
+        targets_l[m] = lut[name]
+    cidx64 = cidx.astype(np.int64, copy=False)
+    n_lines = kernels.count_lines(cidx64, cat_l)
+    empty_i = np.zeros(0, dtype=np.int64)
+    empty_b = np.zeros(0, dtype=np.bool_)
+    o = {key: np.empty(n_lines, dtype=np.int64) for key in ("t", "y", "cat", "milli", "hours", "rec", "k", "c")}
+    o["excluded"] = np.empty(n_lines, dtype=np.bool_)
+    o["passed"] = np.empty(n_lines, dtype=np.bool_)
+    o_targets = np.empty((len(targets), n_lines), dtype=np.bool_)
+    kernels.credit_lines(
+        cidx64, t.astype(np.int64, copy=False), yr.astype(np.int64, copy=False), rec.astype(np.int64, copy=False),
+        work.astype(np.int64, copy=False), cat_l, stack("num", 0), stack("den", 1), stack("qk", CONST),
+        stack("dn", 0), stack("dd", 1), lut["failed"].astype(np.int64, copy=False),
+        lut["excluded"].astype(np.bool_, copy=False), plan.preset_of, targets_l,
+        hours[0], hours[1], days[0] if days is not None else empty_i,
+        credits[0] if credits is not None else empty_i, credits[1] if credits is not None else empty_b,
+        credits is not None, topics[0].astype(np.int64, copy=False) if topics is not None else empty_i,
+        comp.cycle_start, o["t"], o["y"], o["cat"], o["milli"], o["excluded"], o["passed"], o["hours"], o["rec"],
+        o["k"], o["c"], o_targets)
+    lines = {key: o[key] for key in ("t", "y", "cat", "milli", "excluded", "passed", "hours", "rec")}
+    mcols = {name: o_targets[m] for m, name in enumerate(targets)}
+    line_k, line_c, line_rec = o["k"], o["c"], o["rec"]
+
+    def themes() -> list[Any]:
+        values = np.empty(n_lines, dtype=object)
+        for k in ks:
+            sel = np.flatnonzero(line_k == k)
+            if not len(sel):
+                continue
+            c = line_c[sel]
+            fixed = lut[f"theme{k}"][c]
+            from_record = lut[f"theme_rec{k}"][c]
+            values[sel] = np.where(from_record, record_theme(line_rec[sel]), fixed) if from_record.any() else fixed
+        return values.tolist()
+
+    return lines, mcols, themes

@@ -38,6 +38,7 @@ that the batch result equals the engine's for every teacher.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from xuefen.engine.evaluate import Evaluator
 from xuefen.errors import InputError, Problem
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS, Leave, Record, Teacher
 from xuefen.policy.schema import ByTable, Cap, Credits, Minimum, Ops, Policy, Target
+
+from . import kernels
 
 TEACHER_COLUMNS = [k for k in TEACHER_FIELDS if k != "id"]
 DECIMAL_FIELDS = [k for k, (_, kind) in RECORD_FIELDS.items() if kind == "decimal"]
@@ -636,6 +639,9 @@ def _lines_rowwise(df: pl.DataFrame, comp: _Compiled, targets: list[tuple[str, d
 def _group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Sum of integer ``values`` per key in 0..n-1, exactly (int64 throughout;
     NumPy's bincount would add in binary floating point)."""
+    if kernels.ENABLED:
+        result: np.ndarray = kernels.group_sum(keys.astype(np.int64, copy=False), values.astype(np.int64, copy=False), n)
+        return result
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, keys, values.astype(np.int64, copy=False))
     return out
@@ -645,6 +651,9 @@ def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group id per row and group start per group, for sorted keys."""
     if len(keys) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if kernels.ENABLED:
+        pair: tuple[np.ndarray, np.ndarray] = kernels.segments(keys)
+        return pair
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     gid = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
     return gid, starts
@@ -666,6 +675,11 @@ def _apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, starts: np
         keep[first[first >= 0]] = True
         amount[mask & ~keep] = 0
     if limit is None:
+        return
+    if kernels.ENABLED:
+        per_group = isinstance(limit, np.ndarray)
+        limits = limit.astype(np.int64, copy=False) if isinstance(limit, np.ndarray) else np.array([limit], dtype=np.int64)
+        kernels.apply_cap(amount, mask, gid, limits, per_group)
         return
     # only the lines the cap covers: a running sum within each group, clipped
     rows = np.flatnonzero(mask)
@@ -788,6 +802,12 @@ def _measure(comp: _Compiled, m: Any, lines: dict[str, np.ndarray], amount: np.n
         return _sum_by_group(np.where(mask, lines["milli"], 0), gid, n_local, group_index, n_groups)
     # hours / count: distinct records among the target lines
     rec = lines["rec"]
+    if kernels.ENABLED:
+        values = lines["hours"] if m.measure == "hours" else np.zeros(0, dtype=np.int64)
+        local = kernels.first_line_sum(mask, rec, values, 1000, gid, n_local)
+        out = np.zeros(n_groups, dtype=np.int64)
+        out[group_index] = local
+        return out
     first = np.zeros(len(rec), dtype=bool)
     if len(rec):
         rows = np.flatnonzero(mask)
@@ -841,9 +861,12 @@ def _teacher_masks(comp: _Compiled, teachers: pl.DataFrame) -> dict[str, np.ndar
     return {c: frame.get_column(c).to_numpy().astype(bool) for c in frame.columns[teachers.width:]}
 
 
-def _engine_teacher(row: dict[str, Any]) -> Teacher:
+@functools.lru_cache(maxsize=4096)
+def parse_leaves(text: str) -> tuple[Leave, ...]:
+    """The leave column's text as leaves.  Cached: a province has a few
+    hundred distinct texts for tens of thousands of teachers with leave."""
     leaves: list[Leave] = []
-    for part in str(row.get("leaves") or "").replace("；", ";").split(";"):
+    for part in text.replace("；", ";").split(";"):
         part = part.strip()
         if part:
             # "2022:产假" or "2022:病假:否" (not approved by the school, 山东 第二十一条)
@@ -851,9 +874,13 @@ def _engine_teacher(row: dict[str, Any]) -> Teacher:
             kind, _, approved = rest.partition(":")
             leaves.append(Leave(int(year.strip().removesuffix("年")), kind.strip(),
                                 approved=approved.strip() not in ("否", "false", "False", "0")))
+    return tuple(leaves)
+
+
+def _engine_teacher(row: dict[str, Any]) -> Teacher:
     return Teacher(id=str(row["teacher_id"]), stage=row.get("stage"), post=row.get("post"),
                    hired_year=row.get("hired_year"), transfer_in_year=row.get("transfer_in_year"),
-                   leaves=tuple(leaves), normal_graduate=row.get("normal_graduate"))
+                   leaves=parse_leaves(str(row.get("leaves") or "")), normal_graduate=row.get("normal_graduate"))
 
 
 def _engine_record(row: dict[str, Any]) -> Record:
@@ -915,7 +942,7 @@ def _leave_table(teachers: pl.DataFrame) -> dict[int, list[tuple[int, str]]]:
     rows = np.flatnonzero(leaves.is_not_null().to_numpy())
     for i, text in zip(rows.tolist(), leaves.gather(rows).to_list(), strict=True):
         if text:
-            out[i] = [(lv.year, lv.kind) for lv in _engine_teacher({"teacher_id": "", "leaves": text}).leaves]
+            out[i] = [(lv.year, lv.kind) for lv in parse_leaves(text)]
     return out
 
 
