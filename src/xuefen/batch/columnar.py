@@ -256,10 +256,13 @@ def _indices(arr: pa.DictionaryArray) -> np.ndarray:
     dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
     out: np.ndarray = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
     if arr.null_count:
-        if len(arr.dictionary) >= np.iinfo(dtype).max:
-            out = out.astype(np.int64)
-        else:
-            out = out.copy()
+        wide = len(arr.dictionary) >= np.iinfo(dtype).max
+        if kernels.ENABLED:
+            filled = np.empty(len(out), dtype=np.int64 if wide else dtype)
+            bitmap = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+            kernels.fill_nulls(out, bitmap, arr.offset, len(arr.dictionary), filled)
+            return filled
+        out = out.astype(np.int64) if wide else out.copy()
         np.copyto(out, len(arr.dictionary), where=~_valid(arr))
     return out
 
@@ -348,6 +351,15 @@ def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
     elif pa.types.is_decimal128(t) and t.scale <= 3 and t.scale >= 0:
         # the unscaled integer is the low 64-bit word of each 128-bit value
         words = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=2 * (arr.offset + n))
+        if kernels.ENABLED:
+            out = np.empty(n, dtype=np.int64)
+            null_out = np.empty(n, dtype=np.bool_)
+            bitmap_buf = arr.buffers()[0]
+            has_nulls = bitmap_buf is not None and arr.null_count > 0
+            bitmap = np.frombuffer(bitmap_buf, dtype=np.uint8) if has_nulls else np.zeros(1, dtype=np.uint8)
+            if not kernels.decimal_milli(words, arr.offset, n, 10 ** (3 - t.scale), bitmap, has_nulls, out, null_out):
+                return None
+            return out, null_out
         low = words[2 * arr.offset::2]
         if t.precision > 18:
             high = words[2 * arr.offset + 1::2]
@@ -428,8 +440,11 @@ def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]
             continue
         if k * card > DENSE_LIMIT:
             r, k = _compact(r, k)
-        r *= card
-        r += c.codes
+        if kernels.ENABLED:
+            kernels.mul_add(r, card, c.codes)
+        else:
+            r *= card
+            r += c.codes
         k *= card
     cidx, n_present = _compact(r, k)
     rep = np.empty(n_present, dtype=np.int64)
@@ -442,6 +457,9 @@ def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]
 
 def _compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     """Ids in 0..k-1 renumbered 0..m-1 over the m values present."""
+    if kernels.ENABLED:
+        pair: tuple[np.ndarray, int] = kernels.compact(ids, k)
+        return pair
     seen = np.zeros(k, dtype=bool)
     seen[ids] = True
     values = np.flatnonzero(seen)

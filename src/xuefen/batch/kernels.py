@@ -84,7 +84,8 @@ def credit_lines(cidx: np.ndarray, t: np.ndarray, yr: np.ndarray, rec: np.ndarra
                 qty = topics[r] * 1000
             else:
                 qty = credits[r]
-            milli = (qty * num * 2 + den) // (den * 2)
+            # (2·q·num + 1) // 2 == q·num: most conversions divide by one
+            milli = qty * num if den == 1 else (qty * num * 2 + den) // (den * 2)
             failed = failed_l[c]
             passed = failed < 0
             if not passed:
@@ -185,3 +186,60 @@ def first_line_sum(mask: np.ndarray, rec: np.ndarray, values: np.ndarray, consta
         previous = r
         seen = True
     return out
+
+
+@njit(cache=True, nogil=True)
+def _valid_at(bitmap: np.ndarray, i: int) -> bool:  # pragma: no cover - compiled
+    return (bitmap[i >> 3] >> (i & 7)) & 1 == 1
+
+
+@njit(cache=True, nogil=True)
+def fill_nulls(values: np.ndarray, bitmap: np.ndarray, offset: int, fill: int,
+               out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[i] = values[i]``, or ``fill`` where Arrow's validity bitmap
+    (bit ``offset + i``) says the row is null."""
+    for i in range(out.shape[0]):
+        out[i] = values[i] if _valid_at(bitmap, offset + i) else fill
+
+
+@njit(cache=True, nogil=True)
+def decimal_milli(words: np.ndarray, offset: int, n: int, factor: int, bitmap: np.ndarray, has_nulls: bool,
+                  out: np.ndarray, null: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Thousandths from Arrow decimal128 values (little-endian pairs of
+    64-bit words), nulls as 0.  False if a valid value does not fit in its
+    low word (the caller then reads the column another way)."""
+    for i in range(n):
+        valid = _valid_at(bitmap, offset + i) if has_nulls else True
+        null[i] = not valid
+        if valid:
+            low = words[2 * (offset + i)]
+            high = words[2 * (offset + i) + 1]
+            if high != (low >> 63):
+                return False
+            out[i] = low * factor
+        else:
+            out[i] = 0
+    return True
+
+
+@njit(cache=True, nogil=True)
+def mul_add(r: np.ndarray, card: int, codes: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in range(r.shape[0]):
+        r[i] = r[i] * card + codes[i]
+
+
+@njit(cache=True, nogil=True)
+def compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """Ids in 0..k-1 renumbered 0..m-1 over the m values present, in order."""
+    index = np.full(k, -1, dtype=np.int64)
+    for i in range(ids.shape[0]):
+        index[ids[i]] = 0
+    m = 0
+    for v in range(k):
+        if index[v] == 0:
+            index[v] = m
+            m += 1
+    out = np.empty(ids.shape[0], dtype=np.int64)
+    for i in range(ids.shape[0]):
+        out[i] = index[ids[i]]
+    return out, m
