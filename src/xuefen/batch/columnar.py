@@ -866,6 +866,7 @@ def _credit_lines_compiled(plan: Plan, lut: dict[str, np.ndarray], t: np.ndarray
             fixed = lut[f"theme{k}"][c]
             from_record = lut[f"theme_rec{k}"][c]
             values[sel] = np.where(from_record, record_theme(line_rec[sel]), fixed) if from_record.any() else fixed
-        return values.tolist()
+        listed: list[Any] = values.tolist()
+        return listed
 
     return lines, mcols, themes

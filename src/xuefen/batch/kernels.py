@@ -16,19 +16,56 @@ a machine compiles for a few seconds, later runs load it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
-from numba import njit
 
 ENABLED = os.environ.get("XUEFEN_BATCH_KERNELS", "1") != "0"
+
+# Compiled on first use, so that a process that evaluates nothing large
+# (the CLI, the web platform, the Parquet driver's parent) does not pay for
+# importing Numba (about half a second here).
+KERNELS = ("count_lines", "credit_lines", "segments", "apply_cap", "group_sum", "first_line_sum", "fill_nulls",
+           "decimal_milli", "mul_add", "compact")
+_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    if name not in KERNELS:
+        raise AttributeError(name)
+    with _lock:
+        g = globals()
+        if name not in g:
+            from numba import njit
+
+            # the helper first: the kernels that call it are compiled lazily, by then it is compiled too
+            g["_valid_at"] = njit(cache=True, nogil=True)(_valid_at)
+            for kernel in KERNELS:
+                g[kernel] = njit(cache=True, nogil=True)(g[f"_k_{kernel}"])
+        return g[name]
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """The NumPy formulation for the block: for a few small tables, where
+    loading the compiled code would cost more than it saves."""
+    global ENABLED
+    before = ENABLED
+    ENABLED = False
+    try:
+        yield
+    finally:
+        ENABLED = before
 
 # quantity kinds, as in evaluate.py
 CONST, HOURS, HOURS_OR_DAYS, DAYS, TOPICS, CREDITS = range(6)
 
 
-@njit(cache=True, nogil=True)
-def count_lines(cidx: np.ndarray, cat_l: np.ndarray) -> int:  # pragma: no cover - compiled
+def _k_count_lines(cidx: np.ndarray, cat_l: np.ndarray) -> int:  # pragma: no cover - compiled
     n = 0
     k_n = cat_l.shape[0]
     for i in range(cidx.shape[0]):
@@ -39,8 +76,7 @@ def count_lines(cidx: np.ndarray, cat_l: np.ndarray) -> int:  # pragma: no cover
     return n
 
 
-@njit(cache=True, nogil=True)
-def credit_lines(cidx: np.ndarray, t: np.ndarray, yr: np.ndarray, rec: np.ndarray, work: np.ndarray,
+def _k_credit_lines(cidx: np.ndarray, t: np.ndarray, yr: np.ndarray, rec: np.ndarray, work: np.ndarray,
                  cat_l: np.ndarray, num_l: np.ndarray, den_l: np.ndarray, qk_l: np.ndarray,
                  dn_l: np.ndarray, dd_l: np.ndarray, failed_l: np.ndarray, excluded_l: np.ndarray,
                  preset_of: np.ndarray, targets_l: np.ndarray,
@@ -108,8 +144,7 @@ def credit_lines(cidx: np.ndarray, t: np.ndarray, yr: np.ndarray, rec: np.ndarra
             j += 1
 
 
-@njit(cache=True, nogil=True)
-def segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+def _k_segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     """Group number per row and first row per group, for sorted keys."""
     n = keys.shape[0]
     gid = np.empty(n, dtype=np.int64)
@@ -123,8 +158,7 @@ def segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no c
     return gid, starts[:g + 1].copy()
 
 
-@njit(cache=True, nogil=True)
-def apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, limits: np.ndarray,
+def _k_apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, limits: np.ndarray,
               per_group: bool) -> None:  # pragma: no cover - compiled
     """In place, over the masked lines of each group in order: a line keeps
     what still fits under the group's limit (``limits[g]``, or ``limits[0]``
@@ -149,26 +183,14 @@ def apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, limits: np.
         amount[i] = after_c - before_c
 
 
-@njit(cache=True, nogil=True)
-def group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover - compiled
+def _k_group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover - compiled
     out = np.zeros(n, dtype=np.int64)
     for i in range(keys.shape[0]):
         out[keys[i]] += values[i]
     return out
 
 
-@njit(cache=True, nogil=True)
-def masked_group_sum(keys: np.ndarray, values: np.ndarray, mask: np.ndarray,
-                     n: int) -> np.ndarray:  # pragma: no cover - compiled
-    out = np.zeros(n, dtype=np.int64)
-    for i in range(keys.shape[0]):
-        if mask[i]:
-            out[keys[i]] += values[i]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def first_line_sum(mask: np.ndarray, rec: np.ndarray, values: np.ndarray, constant: int, gid: np.ndarray,
+def _k_first_line_sum(mask: np.ndarray, rec: np.ndarray, values: np.ndarray, constant: int, gid: np.ndarray,
                    n: int) -> np.ndarray:  # pragma: no cover - compiled
     """Per group, over the masked lines, the sum of ``values`` (or of
     ``constant`` where ``values`` is empty) at each record's first masked line:
@@ -188,13 +210,12 @@ def first_line_sum(mask: np.ndarray, rec: np.ndarray, values: np.ndarray, consta
     return out
 
 
-@njit(cache=True, nogil=True)
 def _valid_at(bitmap: np.ndarray, i: int) -> bool:  # pragma: no cover - compiled
-    return (bitmap[i >> 3] >> (i & 7)) & 1 == 1
+    valid: bool = (bitmap[i >> 3] >> (i & 7)) & 1 == 1
+    return valid
 
 
-@njit(cache=True, nogil=True)
-def fill_nulls(values: np.ndarray, bitmap: np.ndarray, offset: int, fill: int,
+def _k_fill_nulls(values: np.ndarray, bitmap: np.ndarray, offset: int, fill: int,
                out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out[i] = values[i]``, or ``fill`` where Arrow's validity bitmap
     (bit ``offset + i``) says the row is null."""
@@ -202,8 +223,7 @@ def fill_nulls(values: np.ndarray, bitmap: np.ndarray, offset: int, fill: int,
         out[i] = values[i] if _valid_at(bitmap, offset + i) else fill
 
 
-@njit(cache=True, nogil=True)
-def decimal_milli(words: np.ndarray, offset: int, n: int, factor: int, bitmap: np.ndarray, has_nulls: bool,
+def _k_decimal_milli(words: np.ndarray, offset: int, n: int, factor: int, bitmap: np.ndarray, has_nulls: bool,
                   out: np.ndarray, null: np.ndarray) -> bool:  # pragma: no cover - compiled
     """Thousandths from Arrow decimal128 values (little-endian pairs of
     64-bit words), nulls as 0.  False if a valid value does not fit in its
@@ -222,14 +242,12 @@ def decimal_milli(words: np.ndarray, offset: int, n: int, factor: int, bitmap: n
     return True
 
 
-@njit(cache=True, nogil=True)
-def mul_add(r: np.ndarray, card: int, codes: np.ndarray) -> None:  # pragma: no cover - compiled
+def _k_mul_add(r: np.ndarray, card: int, codes: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in range(r.shape[0]):
         r[i] = r[i] * card + codes[i]
 
 
-@njit(cache=True, nogil=True)
-def compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+def _k_compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
     """Ids in 0..k-1 renumbered 0..m-1 over the m values present, in order."""
     index = np.full(k, -1, dtype=np.int64)
     for i in range(ids.shape[0]):

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.parquet as pq
 
+from xuefen.batch import kernels
 from xuefen.batch.columnar import Plan, evaluate_table
 from xuefen.batch.evaluate import _Compiled, _evaluate_chunk, canonicalise
 from xuefen.errors import InputError, Problem
@@ -220,7 +221,12 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
         groups.append(group)
     for g in groups:
         table = g[0] if len(g) == 1 else pa.concat_tables(g).unify_dictionaries().combine_chunks()
-        frames.append(_run(plan, table))
+        if len(ranges) > 1:
+            # a teacher or two per range: not worth loading the compiled kernels here
+            with kernels.disabled():
+                frames.append(_run(plan, table))
+        else:
+            frames.append(_run(plan, table))
     teachers = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     if output_path is not None:
         teachers.write_parquet(str(output_path))
