@@ -71,9 +71,11 @@ from .evaluate import (
     parse_leaves,
 )
 
-# A dense table of every combination is used up to this many cells; beyond
-# it the present combinations are found by sorting.
-DENSE_LIMIT = 1 << 22
+# Combination ids are renumbered over the combinations present whenever the
+# next column would take their range past this many; each renumbering costs
+# a pass over the rows and one over the range, and a range of a few million
+# (the earlier limit) cost more than the extra passes.
+DENSE_LIMIT = 1 << 16
 
 
 @dataclass

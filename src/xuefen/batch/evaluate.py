@@ -734,16 +734,23 @@ def _scope(comp: _Compiled, scope: str, lines: dict[str, np.ndarray], amount: np
             limit = int(mx.numerator // mx.denominator)  # a cap is never exceeded: round down
         if cap.share_of_total is not None:
             s = Fraction(cap.share_of_total)
-            others = _group_sum(gid, np.where(~mask & ~excluded, amount, 0), len(starts))
+            if kernels.ENABLED:
+                others = kernels.others_sum(gid, amount, tmatch[cap.id], excluded, len(starts))
+            else:
+                others = _group_sum(gid, np.where(~mask & ~excluded, amount, 0), len(starts))
             allowed = (others * s.numerator) // (s.denominator - s.numerator)
             limit = allowed if limit is None else np.minimum(allowed, limit)
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
-    keys = group_index[gid] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
-    live = ~excluded
-    if live.all():
-        counted = _group_sum(keys, amount, n_groups * ncat)
+    if kernels.ENABLED:
+        # gkey is the group's number itself (group_index[gid] == gkey)
+        counted = kernels.cell_sum(gkey, cat, ncat, amount, excluded, n_groups)
     else:
-        counted = _group_sum(keys[live], amount[live], n_groups * ncat)
+        keys = group_index[gid] * ncat + cat if len(cat) else np.zeros(0, dtype=np.int64)
+        live = ~excluded
+        if live.all():
+            counted = _group_sum(keys, amount, n_groups * ncat)
+        else:
+            counted = _group_sum(keys[live], amount[live], n_groups * ncat)
     counted = counted.reshape(n_groups, ncat)
     # the engine's transfers reserve each category's minimum as it applies to the group
     mins: dict[str, np.ndarray] = {}

@@ -30,7 +30,7 @@ ENABLED = os.environ.get("XUEFEN_BATCH_KERNELS", "1") != "0"
 # (the CLI, the web platform, the Parquet driver's parent) does not pay for
 # importing Numba (about half a second here).
 KERNELS = ("count_lines", "credit_lines", "segments", "apply_cap", "group_sum", "first_line_sum", "fill_nulls",
-           "decimal_milli", "mul_add", "compact")
+           "decimal_milli", "mul_add", "compact", "cell_sum", "others_sum")
 _lock = threading.Lock()
 
 
@@ -261,3 +261,24 @@ def _k_compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:  # pragma: no
     for i in range(ids.shape[0]):
         out[i] = index[ids[i]]
     return out, m
+
+
+def _k_cell_sum(gkey: np.ndarray, cat: np.ndarray, ncat: int, amount: np.ndarray, excluded: np.ndarray,
+                n: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Counted credits per group and category: ``out[g·ncat + c]``, the
+    excluded lines left out."""
+    out = np.zeros(n * ncat, dtype=np.int64)
+    for i in range(gkey.shape[0]):
+        if not excluded[i]:
+            out[gkey[i] * ncat + cat[i]] += amount[i]
+    return out
+
+
+def _k_others_sum(gid: np.ndarray, amount: np.ndarray, mask: np.ndarray, excluded: np.ndarray,
+                  n: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per group, what the lines a share cap does not cover add up to."""
+    out = np.zeros(n, dtype=np.int64)
+    for i in range(gid.shape[0]):
+        if not mask[i] and not excluded[i]:
+            out[gid[i]] += amount[i]
+    return out
