@@ -8,6 +8,7 @@ actually fire), with hours near the thresholds.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xuefen import vocab
-from xuefen.batch import evaluate_frame
+from xuefen.batch import evaluate_frame, kernels
 from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Leave, Record, Teacher
 from xuefen.policy.loader import default_registry
@@ -153,6 +154,7 @@ def engine_rows(policy: Policy, population: list[tuple[Teacher, list[Record]]], 
 
 BATCH_PATH: dict[str, int] = {}
 COLUMNAR_PATH: dict[str, int] = {}
+KERNELS_OFF: dict[str, int] = {}
 # policies whose conditions the columnar fast path cannot evaluate per
 # combination of facts (a ratio of two facts, credit bands): the general path
 GENERAL_ONLY = {"chaoyang-2016", "chaoyang-private-2016", "suzhou", "weifang"}
@@ -171,13 +173,18 @@ def compare(policy: Policy, population: list[tuple[Teacher, list[Record]]], cate
                                    ("stage", "post", "level", "form", "location", "result", "role", "achievement",
                                     "program", "category", "theme"))
     expected = engine_rows(policy, [(t, r) for t, r in population if r], as_of)
-    # both paths on every example: the columnar fast path and the general one
-    for fast in ((True, False) if columnar else (False,)):
-        result = evaluate_frame(policy, frame, as_of, columnar=fast)
+    # both paths on every example: the columnar fast path and the general one,
+    # and each with its NumPy formulation instead of the compiled kernels
+    variants = ((True, True), (False, True), (True, False)) if columnar else ((False, True), (False, False))
+    for fast, compiled in variants:
+        with contextlib.nullcontext() if compiled else kernels.disabled():
+            result = evaluate_frame(policy, frame, as_of, columnar=fast)
         got = {row["teacher_id"]: row for row in result.teachers.to_dicts()}
-        if not fast:
+        if not compiled:
+            KERNELS_OFF[policy.id] = KERNELS_OFF.get(policy.id, 0) + 1
+        elif not fast:
             BATCH_PATH[policy.id] = BATCH_PATH.get(policy.id, 0) + sum(not r["routed"] for r in got.values())
-        else:
+        elif fast:
             COLUMNAR_PATH[policy.id] = COLUMNAR_PATH.get(policy.id, 0) + result.columnar_chunks
         assert set(got) == set(expected)
         years: dict[str, dict[int, tuple[bool | None, int]]] = {}
@@ -186,8 +193,8 @@ def compare(policy: Policy, population: list[tuple[Teacher, list[Record]]], cate
         for tid, exp in expected.items():
             row = got[tid]
             for key in ("passed", "status", "total_milli", *(k for k in exp if k.startswith("cat:"))):
-                assert row[key] == exp[key], (fast, tid, key, row, exp)
-            assert years.get(tid, {}) == exp["years"], (fast, tid, years.get(tid), exp["years"])
+                assert row[key] == exp[key], (fast, compiled, tid, key, row, exp)
+            assert years.get(tid, {}) == exp["years"], (fast, compiled, tid, years.get(tid), exp["years"])
 
 @pytest.mark.parametrize("policy_id", POLICIES)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -266,3 +273,12 @@ def test_the_random_ledgers_exercised_the_columnar_path(policy_id: str) -> None:
         assert COLUMNAR_PATH.get(policy_id, 0) == 0
     else:
         assert COLUMNAR_PATH.get(policy_id, 0) >= 5
+
+
+@pytest.mark.parametrize("policy_id", POLICIES)
+def test_the_random_ledgers_exercised_both_formulations(policy_id: str) -> None:
+    """Runs after the differential test: the NumPy formulation of the
+    compiled kernels (``XUEFEN_BATCH_KERNELS=0``) was compared too."""
+    if policy_id not in BATCH_PATH:
+        pytest.skip("the differential test did not run in this session")
+    assert KERNELS_OFF.get(policy_id, 0) >= 40
