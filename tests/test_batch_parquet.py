@@ -52,6 +52,20 @@ def test_split_reads_and_workers_do_not_change_the_result(tmp_path: Path, policy
         assert _key(got).equals(expected)
 
 
+@pytest.mark.parametrize("workers", [2, 6])
+def test_a_teacher_longer_than_a_range(tmp_path: Path, workers: int) -> None:
+    """Row groups of 5 rows and teachers of 23: with six workers some ranges
+    lie wholly inside one teacher, who must still be evaluated once, whole."""
+    src = generate(3, 23, "shandong", 2028, seed=5, out_path=tmp_path / "p.parquet", chunk_teachers=3)
+    tiny = tmp_path / "tiny.parquet"
+    _ragged_copy(src, tiny, rows_per_group=5)
+    as_of = dt.date(2028, 12, 31)
+    expected = _key(evaluate_frame(default_registry().get("shandong"), pl.read_parquet(src), as_of).teachers)
+    got = evaluate_parquet("shandong", tiny, as_of, workers=workers, batch_rows=4, read_rows=5)
+    assert got.height == 3
+    assert _key(got).equals(expected)
+
+
 def test_output_file_and_worker_errors(tmp_path: Path) -> None:
     src = generate(60, 10, "yongji", 2022, seed=4, out_path=tmp_path / "p.parquet", chunk_teachers=20)
     out = tmp_path / "result.parquet"

@@ -7,12 +7,12 @@ Each worker reads its range in large batches, cuts them at teacher boundaries
 into pieces of about ``batch_rows`` rows, and evaluates the pieces one after
 another, so its memory is bounded by the batch sizes, not by the file.
 
-A teacher whose rows straddle two ranges must be evaluated whole: each worker
-hands back, unevaluated, the rows of its first teacher (who may have begun in
-the previous range) and of its last one (who may go on in the next); the
-parent joins the pieces of one teacher and evaluates them.  The result is the
-same as one process reading the file from start to end, which
-``tests/test_batch_parquet.py`` checks.
+A teacher whose rows straddle two ranges must be evaluated whole: she
+belongs to the range where her first row is, whose worker reads on into the
+next range until her rows end, and the next worker skips them.  So the parent
+evaluates nothing: it starts the workers and concatenates what they return.
+The result is the same as one process reading the file from start to end,
+which ``tests/test_batch_parquet.py`` checks.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.parquet as pq
 
-from xuefen.batch import kernels
 from xuefen.batch.columnar import Plan, evaluate_table
 from xuefen.batch.evaluate import _Compiled, _evaluate_chunk, canonicalise
 from xuefen.errors import InputError, Problem
@@ -65,15 +64,6 @@ def _keep_freed_memory() -> None:
 
 
 BAD_INPUT = 3  # a worker's exit status when the file has problems (written to problems.json)
-
-
-@dataclass
-class _Range:
-    """What one worker hands back."""
-
-    teachers: list[pl.DataFrame]
-    head: pa.Table | None  # rows of its first teacher, unevaluated (None for the first range)
-    tail: pa.Table | None  # rows of its last teacher, unevaluated (None for the last range)
 
 
 def _open(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None) -> tuple[Plan, pq.ParquetFile,
@@ -111,23 +101,69 @@ def _first_last(table: pa.Table) -> tuple[Any, Any]:
     return ids[0].as_py(), ids[len(ids) - 1].as_py()
 
 
+def _last_teacher(pf: pq.ParquetFile, group: int) -> Any:
+    ids = pf.read_row_group(group, columns=["teacher_id"]).column("teacher_id")
+    return ids[len(ids) - 1].as_py() if len(ids) else None
+
+
+def _own_batches(pf: pq.ParquetFile, row_groups: list[int], columns: list[str], read_rows: int, first: bool,
+                 last: bool, threads: bool) -> Iterator[tuple[pa.Table, int]]:
+    """The rows of the teachers this range owns, in read batches with the
+    file row of each batch's first row.  A range owns every teacher whose
+    first row lies in it: it skips the rows of a teacher who began in the
+    previous range, and reads on into the next range until its own last
+    teacher ends."""
+    at = sum(pf.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups else 0
+    skip = None if first or not row_groups else _last_teacher(pf, row_groups[0] - 1)
+    last_id = None
+    for batch in pf.iter_batches(batch_size=read_rows, row_groups=row_groups, columns=columns, use_threads=threads):
+        table = pa.Table.from_batches([batch])
+        if skip is not None:
+            ids = _teacher_codes_of(table, skip)
+            own = int(np.argmax(~ids)) if not ids.all() else table.num_rows
+            at += own
+            if own == table.num_rows:
+                continue
+            table = table.slice(own)
+            skip = None
+        last_id = _first_last(table)[1]
+        yield table, at
+        at += table.num_rows
+    if last or last_id is None or not row_groups:
+        return
+    rest = list(range(row_groups[-1] + 1, pf.metadata.num_row_groups))
+    for batch in pf.iter_batches(batch_size=read_rows, row_groups=rest, columns=columns, use_threads=threads):
+        table = pa.Table.from_batches([batch])
+        ids = _teacher_codes_of(table, last_id)
+        n = int(np.argmax(~ids)) if not ids.all() else table.num_rows
+        if n:
+            yield table.slice(0, n), at
+            at += n
+        if n < table.num_rows:
+            return
+
+
+def _teacher_codes_of(table: pa.Table, teacher_id: Any) -> np.ndarray:
+    """Which rows belong to ``teacher_id``."""
+    mask: np.ndarray = pac.equal(table.column("teacher_id"), pa.scalar(teacher_id)).to_numpy(zero_copy_only=False)
+    return mask
+
+
 def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
                     row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
-                    threads: bool = True) -> _Range:
+                    threads: bool = True) -> list[pl.DataFrame]:
+    """Every teacher whose first row lies in ``row_groups``, whole."""
     _keep_freed_memory()
     plan, pf, columns = _open(policy_id, path, as_of, options)
     out: list[pl.DataFrame] = []
-    head: pa.Table | None = None
     carry: pa.Table | None = None
     carry_at = 0  # the carried rows' place in the file
-    # the file row of the range's first row, for error messages
-    read_at = sum(pf.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups else 0
 
     def take(table: pa.Table, continues: bool, at: int) -> None:
         """Evaluate a read batch whose first row is file row ``at``;
         ``continues``: its last teacher goes on in the next batch (then her
         rows are carried, not evaluated yet)."""
-        nonlocal head, carry, carry_at
+        nonlocal carry, carry_at
         if carry is not None:
             table = pa.concat_tables([carry, table]).unify_dictionaries().combine_chunks()
             at = carry_at
@@ -135,14 +171,6 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
         codes = _teacher_codes(table)
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         begin = 0
-        if not first and head is None:
-            # the first teacher may have begun in the previous range
-            if len(starts) == 1:
-                carry, carry_at = table, at
-                return
-            head = table.slice(0, int(starts[1]))
-            begin = int(starts[1])
-            starts = starts[1:]
         end_of_body = table.num_rows
         if continues:
             end_of_body = int(starts[-1])
@@ -155,18 +183,14 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
             begin = end
 
     # one batch of lookahead: a batch is cut only where a teacher really ends
-    previous: pa.Table | None = None
-    for batch in pf.iter_batches(batch_size=read_rows, row_groups=row_groups, columns=columns, use_threads=threads):
-        table = pa.Table.from_batches([batch])
+    previous: tuple[pa.Table, int] | None = None
+    for table, at in _own_batches(pf, row_groups, columns, read_rows, first, last, threads):
         if previous is not None:
-            take(previous, _first_last(previous)[1] == _first_last(table)[0], read_at)
-            read_at += previous.num_rows
-        previous = table
+            take(previous[0], _first_last(previous[0])[1] == _first_last(table)[0], previous[1])
+        previous = (table, at)
     if previous is not None:
-        take(previous, not last, read_at)
-    if not first and head is None:
-        head, carry = carry, None  # the whole range is one teacher
-    return _Range(out, head, carry)
+        take(previous[0], False, previous[1])
+    return out
 
 
 def _split(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
@@ -202,38 +226,14 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     except InputError as exc:
         name = Path(path).name
         raise InputError([dataclasses.replace(p, file=p.file or name) for p in exc.problems]) from None
-    plan, _, _ = _open(policy_id, path, as_of, options)
-    frames: list[pl.DataFrame] = []
-    pieces: list[pa.Table] = []
-    for r in results:
-        frames += r.teachers
-        pieces += [p for p in (r.head, r.tail) if p is not None and p.num_rows]
-    # join the pieces of one teacher (a teacher may straddle ranges) and evaluate them
-    group: list[pa.Table] = []
-    groups: list[list[pa.Table]] = []
-    for piece in pieces:
-        tid = piece.column("teacher_id")[0].as_py()
-        if group and group[-1].column("teacher_id")[0].as_py() != tid:
-            groups.append(group)
-            group = []
-        group.append(piece)
-    if group:
-        groups.append(group)
-    for g in groups:
-        table = g[0] if len(g) == 1 else pa.concat_tables(g).unify_dictionaries().combine_chunks()
-        if len(ranges) > 1:
-            # a teacher or two per range: not worth loading the compiled kernels here
-            with kernels.disabled():
-                frames.append(_run(plan, table))
-        else:
-            frames.append(_run(plan, table))
+    frames = [f for r in results for f in r]
     teachers = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     if output_path is not None:
         teachers.write_parquet(str(output_path))
     return teachers
 
 
-def _in_processes(args: list[tuple[Any, ...]]) -> list[_Range]:
+def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
     """Run each range in its own interpreter (``python -m xuefen.batch.parquet``)
     and read back what it wrote.  A plain subprocess rather than
     multiprocessing: it neither forks Polars' thread pool nor re-imports the
@@ -269,22 +269,14 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[_Range]:
         return [_load(Path(tmp) / str(i)) for i in range(len(args))]
 
 
-def _save(r: _Range, out: Path) -> None:
+def _save(frames: list[pl.DataFrame], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (pl.concat(r.teachers, how="vertical_relaxed") if r.teachers else pl.DataFrame()).write_ipc(out / "teachers.arrow")
-    for name, table in (("head", r.head), ("tail", r.tail)):
-        if table is not None:
-            with pa.ipc.new_file(str(out / f"{name}.arrow"), table.schema) as writer:
-                writer.write_table(table)
+    (pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()).write_ipc(out / "teachers.arrow")
 
 
-def _load(out: Path) -> _Range:
+def _load(out: Path) -> list[pl.DataFrame]:
     teachers = pl.read_ipc(out / "teachers.arrow")
-    pieces: dict[str, pa.Table | None] = {}
-    for name in ("head", "tail"):
-        f = out / f"{name}.arrow"
-        pieces[name] = pa.ipc.open_file(pa.memory_map(str(f))).read_all() if f.exists() else None
-    return _Range([teachers] if teachers.height else [], pieces["head"], pieces["tail"])
+    return [teachers] if teachers.height else []
 
 
 def _worker(spec_text: str) -> int:
