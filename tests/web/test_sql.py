@@ -7,6 +7,7 @@ routes.  On SQLite these tests skip: the translation is PostgreSQL's."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from tests.test_batch import REGISTRY, as_of_for, engine_rows, flat_frame, popul
 
 from xuefen.batch import evaluate_frame
 from xuefen.batch.sql import NotTranslatable, evaluate_sql, fetch, untranslatable
+from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Record, Teacher
+from xuefen.policy.schema import Policy
 
 POLICIES = sorted(REGISTRY.policies)
 TRANSLATED = [p for p in POLICIES if untranslatable(REGISTRY.policies[p], None, as_of_for(REGISTRY.policies[p])) is None]
@@ -56,14 +59,33 @@ def load(cursor: Any, population: list[tuple[Teacher, list[Record]]]) -> None:
         cursor.executemany("INSERT INTO in_leave VALUES (%s, %s, %s, %s)", leaves)
 
 
-def compare(policy_id: str, population: list[tuple[Teacher, list[Record]]]) -> None:
+def expected_rows(policy: Policy, population: list[tuple[Teacher, list[Record]]], as_of: dt.date,
+                  options: dict[str, str]) -> dict[str, Any]:
+    if not options:
+        return engine_rows(policy, population, as_of)
+    ev = Evaluator(policy, options)
+    out = {}
+    for teacher, records in population:
+        e = ev.evaluate(teacher, records, as_of)
+        out[teacher.id] = {
+            "passed": e.passed, "status": e.status, "total_milli": int(e.total * 1000),
+            **{f"cat:{c}": int(e.cycle.counted[c] * 1000) for c in e.cycle.counted},
+            "years": {y: (sc.passed, int(sc.total * 1000)) for y, sc in e.years.items()},
+        }
+    return out
+
+
+def compare(policy_id: str, population: list[tuple[Teacher, list[Record]]], options: dict[str, str]) -> None:
     policy = REGISTRY.policies[policy_id]
     as_of = as_of_for(policy)
+    if untranslatable(policy, options, as_of) is not None:
+        return
     with connection.cursor() as cursor:
         load(cursor, population)
-        result = evaluate_sql(cursor, policy, as_of, teachers="in_teacher", records="in_record", leaves="in_leave")
+        result = evaluate_sql(cursor, policy, as_of, options, teachers="in_teacher", records="in_record",
+                              leaves="in_leave")
         teachers, years = fetch(cursor, result)
-    expected = engine_rows(policy, [(t, r) for t, r in population if r], as_of)
+    expected = expected_rows(policy, [(t, r) for t, r in population if r], as_of, options)
     got = {row["teacher_id"]: row for row in teachers.to_dicts()}
     routed = set(result.routed)
     assert set(got) | routed == set(expected)
@@ -72,7 +94,7 @@ def compare(policy_id: str, population: list[tuple[Teacher, list[Record]]]) -> N
     # the teachers left for the Python evaluators are those the batch evaluator routes
     frame = flat_frame(population).filter(flat_frame(population)["record_id"].is_not_null())
     if frame.height:
-        batch = evaluate_frame(policy, frame, as_of)
+        batch = evaluate_frame(policy, frame, as_of, options)
         assert routed == {r["teacher_id"] for r in batch.teachers.to_dicts() if r["routed"]}
     got_years: dict[str, dict[int, tuple[bool | None, int]]] = {}
     for row in years.to_dicts():
@@ -93,7 +115,11 @@ def compare(policy_id: str, population: list[tuple[Teacher, list[Record]]]) -> N
 @given(data=st.data())
 def test_sql_equals_engine_on_random_ledgers(policy_id: str, data: st.DataObject) -> None:
     _postgres()
-    compare(policy_id, data.draw(populations(REGISTRY.policies[policy_id])))
+    policy = REGISTRY.policies[policy_id]
+    # the platform evaluates with each binding's options: any of the policy's choices
+    options = {o.id: data.draw(st.sampled_from(sorted(o.choices))) for o in policy.options
+               if data.draw(st.booleans())}
+    compare(policy_id, data.draw(populations(policy)), options)
 
 
 @pytest.mark.django_db
