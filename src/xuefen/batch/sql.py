@@ -679,10 +679,13 @@ class _Translation:
         on = " AND ".join(f"p.{k} = g.{k}" for k in keys if k == "t")
         req_cols = "".join(f", ({applies}) AS ap_{j}, CASE WHEN {applies} THEN {value} ELSE 0 END AS rq_{j}"
                            for j, (_, applies, value) in enumerate(reqs))
+        req_cols += "".join(f", p.tr_{ti} AS tr_{ti}" for ti in range(len(ev.transfers)))
         cats = [f"c_{i}" for i in range(self.ncat)]
         rest = [*keys, *measures.values(), *(f"ap_{j}" for j in range(len(reqs))),
-                *(f"rq_{j}" for j in range(len(reqs)))]
-        ctes = [f"s0 AS (SELECT g.*{req_cols} FROM {counted} g JOIN xf_tp p ON {on})"]
+                *(f"rq_{j}" for j in range(len(reqs))), *(f"tr_{ti}" for ti in range(len(ev.transfers)))]
+        # each step materialised: inlined, every step would repeat the
+        # expressions of all the steps before it, several times over
+        ctes = [f"s0 AS MATERIALIZED (SELECT g.*{req_cols} FROM {counted} g JOIN xf_tp p ON {on})"]
         # the engine's transfers reserve each category's minimum as it applies to the group
         mins: dict[str, str] = {}
         for j, (m, _, _) in enumerate(reqs):
@@ -702,12 +705,11 @@ class _Translation:
                 else:
                     need = f"greatest(0, ({mins.get(tr.to, '0')}) - c_{to})"
                     move = f"least({available}, {need})"
-                move = f"CASE WHEN tr_on THEN {move} ELSE 0 END"
+                move = f"CASE WHEN tr_{ti} THEN {move} ELSE 0 END"
                 new = [f"c_{i} - mv AS c_{i}" if i == si else f"c_{i} + mv AS c_{i}" if i == to else f"c_{i}"
                        for i in range(self.ncat)] if si != to else cats
-                ctes.append(f"s{step + 1} AS (SELECT {', '.join([*rest, *new])} FROM ("
-                            f"SELECT s.*, {move} AS mv FROM (SELECT s{step}.*, p.tr_{ti} AS tr_on FROM s{step} "
-                            f"JOIN xf_tp p ON p.t = s{step}.t) s) x)")
+                ctes.append(f"s{step + 1} AS MATERIALIZED (SELECT {', '.join([*rest, *new])} FROM ("
+                            f"SELECT s{step}.*, {move} AS mv FROM s{step}) x)")
                 step += 1
         met = []
         binding = []
