@@ -750,6 +750,7 @@ class _Translation:
         run.table("xf_out_year", """
             SELECT t.teacher_id, v.t, v.y AS year, CASE WHEN v.has THEN v.ok END AS passed, v.total_milli
             FROM xf_yv v JOIN xf_t t USING (t) WHERE v.t NOT IN (SELECT t FROM xf_route)""")
+        run("CREATE INDEX ON xf_out_year (t, year)")  # callers look up a teacher's years
         return final
 
     def _cycle_scope(self, year_final: str) -> None:

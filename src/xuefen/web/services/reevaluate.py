@@ -240,13 +240,13 @@ def _mismatches(cursor: Any, policy: Policy, options: dict[str, str], categories
         AND NOT EXISTS (SELECT 1 FROM jsonb_each({obj("r.data -> 'categories'")}) AS e
             WHERE NOT coalesce(trunc((e.value ->> 'counted')::numeric * 1000)
                                = (ARRAY[{counted}])[array_position(%s::text[], e.key)], FALSE))
-        AND (SELECT count(*) FROM jsonb_object_keys({obj("r.data -> 'years'")}))
-            = (SELECT count(*) FROM xf_out_year y WHERE y.t = o.t)
+        AND (SELECT count(*) FROM jsonb_object_keys({obj("r.data -> 'years'")})) = coalesce(n.years, 0)
         AND NOT EXISTS (SELECT 1 FROM jsonb_each({obj("r.data -> 'years'")}) AS e
             LEFT JOIN xf_out_year y ON y.t = o.t AND y.year::text = e.key
             WHERE NOT coalesce(y.t IS NOT NULL AND (e.value -> 'passed') = coalesce(to_jsonb(y.passed), 'null'::jsonb)
                                AND trunc((e.value ->> 'total')::numeric * 1000) = y.total_milli, FALSE))"""  # noqa: S608
     query = (f"SELECT o.teacher_id FROM xf_out o LEFT JOIN {result} r ON r.teacher_id = o.teacher_id "  # noqa: S608
+             "LEFT JOIN (SELECT t, count(*) AS years FROM xf_out_year GROUP BY t) n ON n.t = o.t "
              f"WHERE NOT coalesce(({same}), FALSE)")
     cursor.execute(query, [policy.id, json.dumps(options), categories])
     return {int(row[0]) for row in cursor.fetchall()}
