@@ -18,7 +18,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 from tests.web.conftest import World
 
+from xuefen.batch.sql import NotTranslatable
 from xuefen.web.models import Record, Status, TeacherResult
+from xuefen.web.services import reevaluate as reevaluate_module
 from xuefen.web.services import tallies
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.services.reevaluate import reevaluate
@@ -161,15 +163,25 @@ def test_teachers_the_sql_leaves_aside_are_confirmed_by_the_batch_evaluator(worl
     assert _stamps() == before
 
 
-def test_a_policy_without_sql_form_goes_to_the_batch_evaluator(world: World, method: str) -> None:
+def test_a_policy_without_sql_form_goes_to_the_batch_evaluator(world: World, method: str, monkeypatch: Any) -> None:
     _ledger(world)
-    east = world.orgs["east"]
-    east.policy = "suzhou"  # credit bands: no SQL form
-    east.save()
-    first = reevaluate(method=method)
-    assert first.refreshed == 3  # every east teacher: another policy
+    # every shipped policy translates; a rule that did not would raise NotTranslatable
+    real = reevaluate_module.evaluate_sql
+
+    def refuse_yongji(cursor: Any, policy: Any, *args: Any, **kwargs: Any) -> Any:
+        if policy.id == "yongji":
+            raise NotTranslatable("政策 yongji：尚无 SQL 译法（测试）")
+        return real(cursor, policy, *args, **kwargs)
+
+    monkeypatch.setattr(reevaluate_module, "evaluate_sql", refuse_yongji)
+    before = _stamps()
     out = reevaluate(method=method)
     assert (out.unchanged, out.refreshed) == (3, 1)
     # every east teacher was handed to the batch evaluator
     assert out.routed == (3 if method == "sql" else 0)
+    after = _stamps()
+    assert all(after[world.teachers[n].pk] == before[world.teachers[n].pk] for n in ("alice", "anna", "will"))
+    Record.objects.filter(teacher=world.teachers["alice"], form="集中").update(hours=Decimal(64))
+    out = reevaluate(method=method)
+    assert (out.unchanged, out.refreshed) == (2, 2)  # the batch evaluator finds alice's change too
     _matches_fresh(world, ("alice", "anna", "ella", "will"))

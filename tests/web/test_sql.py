@@ -17,15 +17,13 @@ from hypothesis import strategies as st
 from tests.test_batch import REGISTRY, as_of_for, engine_rows, flat_frame, populations
 
 from xuefen.batch import evaluate_frame
-from xuefen.batch.sql import NotTranslatable, evaluate_sql, fetch, untranslatable
+from xuefen.batch.sql import evaluate_sql, fetch, untranslatable
 from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Record, Teacher
 from xuefen.policy.schema import Policy
 
 POLICIES = sorted(REGISTRY.policies)
 TRANSLATED = [p for p in POLICIES if untranslatable(REGISTRY.policies[p], None, as_of_for(REGISTRY.policies[p])) is None]
-# credit bands and absence shares have no SQL form yet: the caller uses the batch evaluator
-ROUTED_POLICIES = {"chaoyang-2016", "chaoyang-private-2016", "suzhou", "weifang"}
 
 _FIELDS = [k for k in RECORD_FIELDS if k not in ("id", "title")]
 _TYPES = {"decimal": "numeric(9, 3)", "year": "integer", "int": "bigint", "bool": "boolean"}
@@ -131,20 +129,9 @@ def test_the_random_ledgers_exercised_the_sql_path(policy_id: str) -> None:
     assert SQL_PATH[policy_id] > 20, SQL_PATH
 
 
-def test_which_policies_are_translated() -> None:
-    # the benchmark policies above all; a policy that stops translating must be noticed
-    assert set(POLICIES) - set(TRANSLATED) == ROUTED_POLICIES
-    assert {"yongji", "shandong"} <= set(TRANSLATED)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("policy_id", sorted(ROUTED_POLICIES))
-def test_an_untranslated_policy_is_refused_not_skipped(policy_id: str) -> None:
-    _postgres()
-    policy = REGISTRY.policies[policy_id]
-    with connection.cursor() as cursor, pytest.raises(NotTranslatable, match="尚无 SQL 译法"):
-        evaluate_sql(cursor, policy, as_of_for(policy), teachers="in_teacher", records="in_record",
-                     leaves="in_leave")
+def test_every_policy_is_translated() -> None:
+    # a policy that stops translating must be noticed: it would fall back to the batch evaluator
+    assert TRANSLATED == POLICIES
 
 
 @pytest.mark.django_db

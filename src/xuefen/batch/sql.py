@@ -74,10 +74,12 @@ from .evaluate import (
     HOURS_OR_DAYS,
     TEACHER_COLUMNS,
     TOPICS,
+    _coefficient,
     _Compiled,
     _kind,
     _leave_minimums,
     _milli_of,
+    _record_exprs,
 )
 
 __all__ = ["NotTranslatable", "SqlResult", "evaluate_sql", "fetch", "untranslatable"]
@@ -86,6 +88,7 @@ _PREFIX = "xf_"
 _RECORD_COLUMNS = ("year", "category", "theme", "level", "form", "location", "hours", "days", "credits", "result",
                    "role", "achievement", "program", "absent_hours", "topics", "words", "approved", "certificate",
                    "subject_related", "education_system", "completed_year", "makeup_for_year")
+_BANDS = 100  # quantity kinds from here on: credit band table b = kind - _BANDS
 _SQL_TYPE = {"decimal": "numeric", "year": "integer", "int": "bigint", "bool": "boolean"}
 
 
@@ -108,8 +111,6 @@ def untranslatable(policy: Policy, options: dict[str, str] | None, as_of: dt.dat
 
 
 def _why_not(plan: Plan) -> str | None:
-    if plan.numeric:
-        return "条件比较两项事实（缺勤比例）或按学时分档计分，尚无 SQL 译法"
     for col in plan.key_cols:
         if col not in _RECORD_COLUMNS and col not in TEACHER_COLUMNS and col != "__category_id":
             return f"条件读取 {col}，尚无 SQL 译法"
@@ -296,7 +297,7 @@ class _Translation:
         self.ncat = len(self.comp.categories)
         self.targets = {name.removeprefix("__m:"): f"m_{i}" for i, (name, _) in enumerate(plan.targets)}
         self.synthetic = _leave_minimums(self.comp)
-        self.min_index = {id(m): j for j, m in enumerate(self.ev.minimums)}
+        self.bands: list[tuple[Any, int, list[int]]] = []  # (band table, common denominator, numerators)
 
     def execute(self, teachers: str, records: str, leaves: str) -> SqlResult:
         run = self.run
@@ -428,7 +429,15 @@ class _Translation:
             stride *= len(codes.values)
             if stride >= 1 << 62:
                 raise NotTranslatable("组合过多")
-        lut = _tables(plan, names, cols, present, strides) if distinct else {}
+        # credit bands and absence shares read raw numbers: the columnar
+        # tables have no form for them, so those policies get their own
+        share = any(g.max_absence_share is not None for g in self.ev.gates)
+        if not distinct:
+            lut: dict[str, np.ndarray] = {}
+        elif plan.numeric:
+            lut = self._numeric_tables(names, cols, present, strides)
+        else:
+            lut = _tables(plan, names, cols, present, strides)
         m = len(distinct)
         failed = lut["failed"] if m else np.zeros(0, dtype=np.int64)
         combo: list[tuple[str, str, list[Any]]] = [("cid", "integer", list(range(m)))]
@@ -441,6 +450,10 @@ class _Translation:
             combo.append((col, "boolean", [bool(v) for v in lut.get(f"__m:{name}", [])]))
         for i in range(len(self.ev.attributions)):
             combo.append((f"attr_{i}", "boolean", [bool(v) for v in lut.get(f"attr{i}", [])]))
+        if share:
+            for i in range(len(self.ev.gates)):
+                combo.append((f"gw_{i}", "boolean", [bool(v) for v in lut.get(f"gw{i}", [])]))
+                combo.append((f"gr_{i}", "boolean", [bool(v) for v in lut.get(f"gr{i}", [])]))
         run.load("xf_combo", combo)
         slot: dict[str, list[Any]] = {c: [] for c in ("cid", "k", "cat", "qk", "num", "den", "dn", "dd",
                                                         "theme_rec", "theme")}
@@ -476,8 +489,26 @@ class _Translation:
             whens.append(f"WHEN {cond} THEN r.{a.field}")
         year = f"CASE {' '.join(whens)} ELSE r.year END" if whens else "r.year"
         extra = "".join(f", c.{col}" for col in self.targets.values())
-        run.table("xf_rec", f"SELECT r.*, c.cid, c.failed, c.preset, c.excluded, c.route{extra}, {year} AS ay "
-                            f"FROM xf_r0 r JOIN xf_combo c ON {_key_join('r', 'c', n)}")
+        if share:
+            # the first failing gate, per record: an absence share compares two of its facts
+            fails = []
+            for i, g in enumerate(self.ev.gates):
+                over = "FALSE"
+                if g.max_absence_share is not None:
+                    f = Fraction(g.max_absence_share)
+                    over = (f"(coalesce(r.hours * 1000, 0) > 0 AND coalesce(r.absent_hours * 1000, 0) * {f.denominator}"
+                            f" > r.hours * 1000 * {f.numerator})")
+                fails.append(f"WHEN c.gw_{i} AND NOT (c.gr_{i} AND NOT {over}) THEN {i}")
+            presets = " ".join(f"WHEN {i} THEN {'TRUE' if g.otherwise == 'preset' else 'FALSE'}"
+                               for i, g in enumerate(self.ev.gates))
+            run.table("xf_rec", f"""
+                SELECT x.*, CASE x.failed {presets} ELSE FALSE END AS preset FROM (
+                  SELECT r.*, c.cid, CASE {' '.join(fails)} ELSE -1 END AS failed, c.excluded, c.route{extra},
+                         {year} AS ay
+                  FROM xf_r0 r JOIN xf_combo c ON {_key_join('r', 'c', n)}) x""")
+        else:
+            run.table("xf_rec", f"SELECT r.*, c.cid, c.failed, c.preset, c.excluded, c.route{extra}, {year} AS ay "
+                                f"FROM xf_r0 r JOIN xf_combo c ON {_key_join('r', 'c', n)}")
         fine = " OR ".join(f"(r.{c} * 1000) <> trunc(r.{c} * 1000)" for c in DECIMAL_FIELDS)
         leave_route = "UNION SELECT DISTINCT l.t FROM xf_lv l " if plan.route_leaves else ""
         # routed as in the batch evaluator: completion/penalty matches, finer
@@ -497,7 +528,7 @@ class _Translation:
         qty = (f"CASE s.qk WHEN {CONST} THEN 1 WHEN {HOURS} THEN coalesce({hm}, 0) "
                f"WHEN {HOURS_OR_DAYS} THEN CASE WHEN {hm} IS NOT NULL THEN {hm} ELSE coalesce({dm}, 0) * s.dn END "
                f"WHEN {DAYS} THEN coalesce({dm}, 0) WHEN {TOPICS} THEN coalesce(r.topics, 0) * 1000 "
-               f"WHEN {CREDITS} THEN coalesce({cm}, 0) ELSE 0 END")
+               f"WHEN {CREDITS} THEN coalesce({cm}, 0) {self._band_sql()}ELSE 0 END")
         den = f"CASE WHEN s.qk = {HOURS_OR_DAYS} AND r.hours IS NULL THEN s.den * s.dd ELSE s.den END"
         self.run.table("xf_line", f"""
             SELECT x.*, row_number() OVER (ORDER BY x.t, x.y, x.rid COLLATE "C", x.k) AS ord FROM (
@@ -509,6 +540,118 @@ class _Translation:
               FROM xf_rec r JOIN xf_slot s ON s.cid = r.cid
               CROSS JOIN LATERAL (SELECT ({qty})::numeric AS q, ({den})::numeric AS d) q
               WHERE r.ay BETWEEN {self.cs} AND {self.last} AND r.t NOT IN (SELECT t FROM xf_route)) x""")
+
+    def _numeric_tables(self, names: list[str], cols: list[_Codes], present: np.ndarray,
+                        strides: list[int]) -> dict[str, np.ndarray]:
+        """``columnar._tables`` for a policy with credit bands or absence
+        shares: the same decisions by the same expressions, except that a
+        band's credits and an absence share are left to SQL per record —
+        here a band output gets the quantity kind ``_BANDS + b`` and each
+        gate its two conditions (``gw``: when, ``gr``: require)."""
+        comp, plan, ev = self.comp, self.plan, self.ev
+        data = {}
+        for name, col, stride in zip(names, cols, strides, strict=True):
+            code = (present // stride) % len(col.values)
+            data[name] = pl.Series(name, [col.values[c] for c in code.tolist()], dtype=col.dtype)
+        frame = pl.DataFrame(data) if data else pl.DataFrame({"__dummy": np.zeros(len(present))})
+        for fact in ("hours", "absent_hours"):
+            # read by the absence-share expression, whose answer SQL gives instead
+            if f"__{fact}_m" not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(f"__{fact}_m"))
+        extra = []
+        if plan.route_matches:
+            extra.append(pl.any_horizontal([comp.match(m) for m in plan.route_matches]).alias("__route"))
+        for i, a in enumerate(ev.attributions):
+            extra.append(comp.match(a.when).alias(f"__attr{i}"))
+        for i, g in enumerate(ev.gates):
+            extra.append(comp.match(g.when).alias(f"__gw{i}"))
+            extra.append((comp.match(g.require) if g.require is not None else pl.lit(True)).alias(f"__gr{i}"))
+        frame = frame.with_columns(_record_exprs(comp, plan.targets)).with_columns(extra)
+        n = frame.height
+
+        def arr(col: str, fill: Any = 0, dtype: Any = np.int64) -> np.ndarray:
+            return np.asarray(frame.get_column(col).fill_null(fill).to_numpy(), dtype=dtype)
+
+        out = {"failed": arr("__failed", -1), "excluded": arr("__excluded", False, bool),
+               "mnum": arr("__mnum", 1), "mden": arr("__mden", 1),
+               "route": arr("__route", False, bool) if plan.route_matches else np.zeros(n, dtype=bool)}
+        for name, _ in plan.targets:
+            out[name] = arr(name, False, bool)
+        for i in range(len(ev.attributions)):
+            out[f"attr{i}"] = arr(f"__attr{i}", False, bool)
+        for i in range(len(ev.gates)):
+            out[f"gw{i}"] = arr(f"__gw{i}", False, bool)
+            out[f"gr{i}"] = arr(f"__gr{i}", False, bool)
+        conv = arr("__conv", -1)
+        for k in range(plan.max_outputs):
+            cat = np.full(n, -1, dtype=np.int64)
+            qk = np.full(n, CONST, dtype=np.int64)
+            cn = np.zeros(n, dtype=object)
+            cd = np.ones(n, dtype=object)
+            dn = np.zeros(n, dtype=object)
+            dd = np.ones(n, dtype=object)
+            theme_rec = np.zeros(n, dtype=bool)
+            theme = np.full(n, None, dtype=object)
+            for i, c in enumerate(ev.conversions):
+                outs = ev._outputs[c.id]
+                rows = np.flatnonzero(conv == i)
+                if len(outs) <= k or not len(rows):
+                    continue
+                o = outs[k]
+                sub = frame[rows.tolist()]
+                cats = sub.get_column("__category_id").cast(pl.Utf8).to_list() if o.category == "@record" \
+                    else [o.category] * len(rows)
+                cat[rows] = [comp.cat_index.get(v, -1) if v is not None else -1 for v in cats]
+                theme_rec[rows] = o.theme == "@record"
+                theme[rows] = o.theme if o.theme != "@record" else None
+                if o.credits.bands is not None:
+                    b, common = self._band(o.credits.bands)
+                    qk[rows], cn[rows], cd[rows], dn[rows], dd[rows] = _BANDS + b, 1, common, 0, 1
+                    continue
+                kind, num_e, den_e, dn_v, dd_v = _coefficient(comp, o.credits)
+                values = sub.with_columns(num_e.alias("__cn"), den_e.alias("__cd"))
+                qk[rows] = kind
+                cn[rows] = values.get_column("__cn").fill_null(0).to_list()
+                cd[rows] = values.get_column("__cd").fill_null(1).to_list()
+                dn[rows], dd[rows] = dn_v, dd_v
+            out[f"cat{k}"] = cat
+            out[f"qk{k}"] = qk
+            out[f"num{k}"] = cn * out["mnum"].astype(object)
+            out[f"den{k}"] = cd * out["mden"].astype(object)
+            out[f"dn{k}"] = dn
+            out[f"dd{k}"] = dd
+            out[f"theme_rec{k}"] = theme_rec
+            out[f"theme{k}"] = theme
+        return out
+
+    def _band(self, bands: Any) -> tuple[int, int]:
+        """(index, common denominator) of a band table, each table once."""
+        for b, (known, common, _) in enumerate(self.bands):
+            if known is bands:
+                return b, common
+        values = [Fraction(band.credits) * 1000 for band in bands.bands]
+        common = math.lcm(*(v.denominator for v in values))
+        self.bands.append((bands, common, [int(v * common) for v in values]))
+        return len(self.bands) - 1, common
+
+    def _band_sql(self) -> str:
+        """The quantity of a band output: the numerator of the first band the
+        fact falls in (the general path's ``credits_fraction``), 0 if none."""
+        parts = []
+        for b, (bands, _, numerators) in enumerate(self.bands):
+            name = bands.field
+            scale = 1000 if name in ("days", "hours") else 1
+            col = f"(r.{name} * 1000)" if scale == 1000 else f"trunc(r.{name})"
+            whens = []
+            for band, numerator in zip(bands.bands, numerators, strict=True):
+                lo = Fraction(band.min) * scale
+                cond = f"{col} * {lo.denominator} >= {lo.numerator}"
+                if band.max is not None:
+                    hi = Fraction(band.max) * scale
+                    cond += f" AND {col} * {hi.denominator} < {hi.numerator}"
+                whens.append(f"WHEN {cond} THEN {numerator}")
+            parts.append(f"WHEN {_BANDS + b} THEN CASE {' '.join(whens)} ELSE 0 END ")
+        return "".join(parts)
 
     # ------------------------------------------------------------ stage 2
 
