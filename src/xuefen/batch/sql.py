@@ -22,12 +22,14 @@ split where the work is:
   (credits, earned credits, hours, count); partial cycles; leave years;
   waivers; verdicts and status.
 
-What is not translated is never skipped:
+Credit bands (朝阳 ×2, 肃州) and absence-share gates (潍坊) read raw numbers
+rather than intervals: their quantity and the first failing gate are computed
+per record in SQL from the same constants (``_numeric_tables``).  All nine
+shipped policies translate.  What is not translated is never skipped:
 
-* a policy whose conditions compare two facts (an absence share) or whose
-  credits come in bands (朝阳 ×2, 肃州, 潍坊) raises :class:`NotTranslatable`
-  before anything runs — the caller evaluates it with the Python batch
-  evaluator;
+* a policy with a condition on a column the relations do not carry, or a cap
+  without a target, raises :class:`NotTranslatable` before anything runs — the
+  caller evaluates it with the Python batch evaluator;
 * teachers who need the per-teacher engine in the batch evaluator too
   (``completion`` or ``penalty`` matching one of their records, leave
   minimums on themes or record matches while they have leave, duplicate
@@ -82,7 +84,7 @@ from .evaluate import (
     _record_exprs,
 )
 
-__all__ = ["NotTranslatable", "SqlResult", "evaluate_sql", "fetch", "untranslatable"]
+__all__ = ["NotTranslatable", "SqlResult", "evaluate_sql", "fetch", "release", "untranslatable"]
 
 _PREFIX = "xf_"
 _RECORD_COLUMNS = ("year", "category", "theme", "level", "form", "location", "hours", "days", "credits", "result",
@@ -265,6 +267,12 @@ def evaluate_sql(cursor: Any, policy: Policy, as_of: dt.date, options: dict[str,
     if why is not None:
         raise NotTranslatable(f"政策 {policy.id}：{why}")
     return _Translation(plan, _Run(cursor)).execute(teachers, records, leaves)
+
+
+def release(cursor: Any) -> None:
+    """Drop the TEMP tables of the last evaluation (they would otherwise last
+    as long as the session)."""
+    _drop_all(_Run(cursor))
 
 
 def fetch(cursor: Any, result: SqlResult) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -39,7 +39,7 @@ import polars as pl
 from django.db import connection
 
 from xuefen.batch import evaluate_frame
-from xuefen.batch.sql import NotTranslatable, evaluate_sql
+from xuefen.batch.sql import NotTranslatable, evaluate_sql, release
 from xuefen.model import RECORD_FIELDS
 from xuefen.policy.schema import Policy
 from xuefen.web.models import Org, Record, Teacher, TeacherResult
@@ -272,6 +272,7 @@ def _confirmed_sql(policy: Policy, as_of: dt.date, options: dict[str, str],
         evaluated = {int(row[0]) for row in cursor.fetchall()}
         confirmed = evaluated - _mismatches(cursor, policy, resolved, result.categories)
         cursor.execute(f"DROP TABLE {_MEMBERS}")
+        release(cursor)
     routed = {int(pk) for pk in result.routed}
     if routed:
         confirmed |= _confirmed(policy, as_of, options, [t for t in members if t.pk in routed])
