@@ -19,10 +19,10 @@ from django.db import connection
 from tests.web.conftest import World
 
 from xuefen.batch.sql import NotTranslatable
-from xuefen.web.models import Record, Status, TeacherResult
+from xuefen.web.models import Record, Status, Teacher, TeacherResult
 from xuefen.web.services import reevaluate as reevaluate_module
 from xuefen.web.services import tallies
-from xuefen.web.services.evaluation import evaluate_teacher
+from xuefen.web.services.evaluation import evaluate_teacher, refresh_result
 from xuefen.web.services.reevaluate import reevaluate
 
 
@@ -185,3 +185,27 @@ def test_a_policy_without_sql_form_goes_to_the_batch_evaluator(world: World, met
     out = reevaluate(method=method)
     assert (out.unchanged, out.refreshed) == (2, 2)  # the batch evaluator finds alice's change too
     _matches_fresh(world, ("alice", "anna", "ella", "will"))
+
+
+def test_leave_is_read_as_the_engine_reads_it(world: World, method: str) -> None:
+    _ledger(world)
+    alice, will = world.teachers["alice"], world.teachers["will"]
+    world.record("will", status=Status.SCHOOL_APPROVED, year=2026, makeup_for_year=2025, hours=Decimal(30))
+    alice_before = TeacherResult.objects.get(teacher=alice).data
+    will_before = TeacherResult.objects.get(teacher=will).data
+    # 永吉: maternity leave changes the year's minimums; 山东: a make-up counts in
+    # a year of approved sick leave, not in one of leave the school did not approve
+    Teacher.objects.filter(pk=alice.pk).update(leaves=[{"year": 2026, "kind": "产假"}])
+    Teacher.objects.filter(pk=will.pk).update(leaves=[{"year": 2025, "kind": "病假", "approved": True},
+                                                      {"year": 2024, "kind": "产假", "approved": False}])
+    for t in (alice, will):
+        t.refresh_from_db()
+        refresh_result(t)
+    # the leave matters to both, or this test would prove nothing
+    assert TeacherResult.objects.get(teacher=alice).data["years"] != alice_before["years"]
+    assert TeacherResult.objects.get(teacher=will).data["years"] != will_before["years"]
+    before = _stamps()
+    out = reevaluate(method=method)
+    assert (out.unchanged, out.refreshed, out.routed) == (3, 1, 0)
+    after = _stamps()
+    assert (after[alice.pk], after[will.pk]) == (before[alice.pk], before[will.pk])
