@@ -3,6 +3,8 @@
     python benchmarks/bench_import.py                          # 100,000 rows, 20,000 teachers, SQLite
     python benchmarks/bench_import.py --rows 10000 --teachers 2000
     python benchmarks/bench_import.py --database postgres://postgres@127.0.0.1:5432/bench_import
+    python benchmarks/bench_import.py --as district --reevaluate --methods sql,batch \
+        --database postgres://postgres@127.0.0.1:5432/sqlpath_bench
 
 What it does, in a fresh database (a temporary SQLite file, or the PostgreSQL
 database given, which is emptied first): migrate; one city, one district bound
@@ -26,6 +28,13 @@ stores each one's first; ``--evaluated`` stores every teacher's verdict
 before the import (not timed), as on a platform in use: the institution's
 import then re-evaluates no one, and the district's updates every verdict.
 Peak memory is the process's ``ru_maxrss``.
+
+``--reevaluate`` then times ``services.reevaluate`` over the district with
+each method of ``--methods`` in turn (``sql`` on PostgreSQL only): once with
+the results current (all confirmed, nothing written), once after the
+binding's options change (every teacher re-evaluated and stored); each
+method's change is the opposite of the previous one's, so each starts from
+current results.  The load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -69,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evaluated", action="store_true", help="store every teacher's verdict before the import")
     ap.add_argument("--reevaluate", action="store_true",
                     help="then time services.reevaluate over the district, current and after an option change")
+    ap.add_argument("--methods", default=None,
+                    help="re-evaluation methods, comma-separated: sql,batch (default: the database's default)")
     args = ap.parse_args(argv)
 
     tmp = tempfile.TemporaryDirectory(prefix="xuefen-bench-import-")
@@ -153,18 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {args.rows:,} | {args.teachers:,} | {args.importer} | {engine} | {timings['receive']:.1f} | "
           f"{timings['check']:.1f} | {timings['commit']:.1f} | {total:.1f} | {stored:,} | {rss:.0f} |")
     if args.reevaluate:
-        from xuefen.web.services.reevaluate import reevaluate
+        from xuefen.web.services.reevaluate import default_method, reevaluate
 
-        # the district's results are current after the import: confirmed, nothing written
-        current = reevaluate(district)
-        # a changed option of the binding: every teacher is re-evaluated and stored
-        district.policy_options = {"partial_cycle": "full"}
-        district.save()
-        changed = reevaluate(district)
-        print("| re-evaluation of the district | teachers | confirmed by the batch | re-evaluated one by one | s |")
-        print("|---|---:|---:|---:|---:|")
-        for label, out in (("results current", current), ("after an option change", changed)):
-            print(f"| {label} | {out.teachers:,} | {out.unchanged:,} | {out.refreshed:,} | {out.seconds:.1f} |")
+        methods = (args.methods or default_method()).split(",")
+        load = os.getloadavg()
+        runs = []
+        options: list[dict[str, str]] = [{}, {"partial_cycle": "full"}]
+        for i, method in enumerate(methods):
+            # the district's results are current: confirmed, nothing written
+            current = reevaluate(district, method=method)
+            # a changed option of the binding: every teacher is re-evaluated and stored
+            district.policy_options = options[(i + 1) % 2]
+            district.save()
+            changed = reevaluate(district, method=method)
+            runs.append((method, current, changed))
+        after = os.getloadavg()
+        print(f"load average (1/5/15 min) before the re-evaluations: {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, "
+              f"after: {after[0]:.2f}/{after[1]:.2f}/{after[2]:.2f}")
+        print("| re-evaluation of the district | method | teachers | confirmed | re-evaluated one by one "
+              "| to the batch evaluator | s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for method, current, changed in runs:
+            for label, out in (("results current", current), ("after an option change", changed)):
+                print(f"| {label} | {method} | {out.teachers:,} | {out.unchanged:,} | {out.refreshed:,} | "
+                      f"{out.routed:,} | {out.seconds:.1f} |")
     tmp.cleanup()
     return 0 if stored == args.rows else 1
 

@@ -14,11 +14,21 @@ What is compared: the policy version, its options, the verdict, the status,
 the cycle total and every category's counted credits, and every year's
 verdict and total.  The evaluation date alone is not a reason to rewrite a
 result whose figures are unchanged.
+
+Two methods compute the figures.  ``sql`` (the default on PostgreSQL) runs the
+policy translated to SQL (``xuefen.batch.sql``) over the ledger tables and
+compares the figures with the stored results inside the database, so only the
+ids of the teachers whose figures differ come back to Python; a policy the
+translation does not cover, and the teachers it leaves for the Python
+evaluators, go through the batch evaluator as before (counted in
+``Outcome.routed``).  ``batch`` (the default on SQLite) reads the counting
+records into one frame and runs the batch evaluator.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,8 +36,10 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
+from django.db import connection
 
 from xuefen.batch import evaluate_frame
+from xuefen.batch.sql import NotTranslatable, evaluate_sql, release
 from xuefen.model import RECORD_FIELDS
 from xuefen.policy.schema import Policy
 from xuefen.web.models import Org, Record, Teacher, TeacherResult
@@ -38,17 +50,31 @@ from xuefen.web.services.evaluation import FACT_FIELDS, Policies, evaluator, ref
 _CHUNK = 500
 
 
+METHODS = ("sql", "batch")
+
+
 @dataclass
 class Outcome:
     teachers: int  # teachers under the unit
-    unchanged: int  # figures confirmed by the batch evaluator: nothing written
+    unchanged: int  # figures confirmed (by SQL or the batch evaluator): nothing written
     refreshed: int  # re-evaluated and stored one by one
     seconds: float
+    method: str = "batch"
+    routed: int = 0  # with the sql method: teachers handed to the Python batch evaluator instead
 
 
-def reevaluate(org: Org | None = None, today: dt.date | None = None) -> Outcome:
+def default_method() -> str:
+    return "sql" if connection.vendor == "postgresql" else "batch"
+
+
+def reevaluate(org: Org | None = None, today: dt.date | None = None, method: str | None = None) -> Outcome:
     """Bring every stored result under ``org`` (everything when None) in line
     with the policies as they are bound today."""
+    method = method or default_method()
+    if method not in METHODS:
+        raise ValueError(f"未知的评估方式：{method}（可选 {'、'.join(METHODS)}）")
+    if method == "sql" and connection.vendor != "postgresql":
+        raise ValueError("SQL 评估方式需要 PostgreSQL 数据库；SQLite 上请用 batch")
     started = time.perf_counter()
     teachers = Teacher.objects.select_related("school").order_by("pk")
     if org is not None:
@@ -69,13 +95,18 @@ def reevaluate(org: Org | None = None, today: dt.date | None = None) -> Outcome:
         groups[key].append(t)
         chosen[key] = (policy, options)
     unchanged = 0
+    routed = 0
     for key, members in groups.items():
         policy, options = chosen[key]
-        confirmed = _confirmed(policy, key[1], options, members)
+        if method == "sql":
+            confirmed, by_batch = _confirmed_sql(policy, key[1], options, members)
+            routed += by_batch
+        else:
+            confirmed = _confirmed(policy, key[1], options, members)
         unchanged += len(confirmed)
         stale += [t for t in members if t.pk not in confirmed]
     refreshed = refresh_results(stale, today) if stale else 0
-    return Outcome(len(everyone), unchanged, refreshed, time.perf_counter() - started)
+    return Outcome(len(everyone), unchanged, refreshed, time.perf_counter() - started, method, routed)
 
 
 def _confirmed(policy: Policy, as_of: dt.date, options: dict[str, str], members: list[Teacher]) -> set[int]:
@@ -156,3 +187,93 @@ def _ledger(members: list[Teacher]) -> pl.DataFrame:
         schema[name] = {"decimal": pl.Decimal(9, 3), "year": pl.Int64, "int": pl.Int64, "bool": pl.Boolean}.get(
             kind, pl.Utf8)
     return pl.DataFrame({k: rows.get(k, []) for k in schema}, schema=schema)
+
+
+# ------------------------------------------------------------------ SQL method
+
+_STR_FIELDS = [f for f in FACT_FIELDS if f != "title" and RECORD_FIELDS[f][1] in ("str", "enum")]
+_OTHER_FIELDS = [f for f in FACT_FIELDS if f != "title" and f not in _STR_FIELDS]
+_MEMBERS = "reeval_members"  # not xf_: evaluate_sql drops its own TEMP tables
+
+
+def _counting() -> str:
+    # the statuses are the model's own constants, not input
+    return ", ".join("'" + str(s).replace("'", "''") + "'" for s in COUNTING)
+
+
+def _relations() -> tuple[str, str, str]:
+    """The ledger as the three relations evaluate_sql reads: the members with
+    a counting record, their counting records, their leave."""
+    teacher, record = Teacher._meta.db_table, Record._meta.db_table
+    facts = ", ".join([*(f"NULLIF(r.{f}, '') AS {f}" for f in _STR_FIELDS), *(f"r.{f}" for f in _OTHER_FIELDS)])
+    teachers = (
+        f"(SELECT t.id AS teacher_id, NULLIF(t.stage, '') AS stage, NULLIF(t.post, '') AS post, t.hired_year, "  # noqa: S608
+        f"t.transfer_in_year, t.normal_graduate FROM {teacher} t JOIN {_MEMBERS} m ON m.id = t.id "
+        f"WHERE EXISTS (SELECT 1 FROM {record} r WHERE r.teacher_id = t.id AND r.status IN ({_counting()})))")
+    records = (f"(SELECT r.teacher_id, r.uid AS record_id, r.preset_credits AS credits, {facts} "  # noqa: S608
+               f"FROM {record} r JOIN {_MEMBERS} m ON m.id = r.teacher_id WHERE r.status IN ({_counting()}))")
+    # leave entries as engine_teacher reads them: approved unless it says otherwise (Python truthiness)
+    approved = ("CASE jsonb_typeof(e -> 'approved') WHEN 'boolean' THEN (e ->> 'approved')::boolean "
+                "WHEN 'null' THEN FALSE WHEN 'string' THEN (e ->> 'approved') <> '' "
+                "WHEN 'number' THEN (e ->> 'approved')::numeric <> 0 "
+                "WHEN 'array' THEN jsonb_array_length(e -> 'approved') > 0 "
+                "WHEN 'object' THEN (e -> 'approved') <> '{}'::jsonb ELSE TRUE END")
+    leaves = (f"(SELECT t.id AS teacher_id, (e ->> 'year')::integer AS year, e ->> 'kind' AS kind, "  # noqa: S608
+              f"{approved} AS approved FROM {teacher} t JOIN {_MEMBERS} m ON m.id = t.id CROSS JOIN LATERAL "
+              "jsonb_array_elements(CASE WHEN jsonb_typeof(t.leaves::jsonb) = 'array' THEN t.leaves::jsonb "
+              "ELSE '[]'::jsonb END) AS e)")
+    return teachers, records, leaves
+
+
+def _mismatches(cursor: Any, policy: Policy, options: dict[str, str], categories: list[str]) -> set[int]:
+    """The teachers of xf_out whose stored result differs from the figures
+    (the comparison of ``_same``, inside the database)."""
+    result = TeacherResult._meta.db_table
+    counted = ", ".join(f"o.c_{i}" for i in range(len(categories))) or "NULL::bigint"
+
+    def obj(expr: str) -> str:
+        return f"CASE WHEN jsonb_typeof({expr}) = 'object' THEN {expr} ELSE '{{}}'::jsonb END"
+
+    same = f"""
+        r.policy_id = %s AND r.data -> 'options' = %s::jsonb
+        AND r.passed = o.passed AND r.status = o.status AND trunc(r.total * 1000) = o.total_milli
+        AND NOT EXISTS (SELECT 1 FROM jsonb_each({obj("r.data -> 'categories'")}) AS e
+            WHERE NOT coalesce(trunc((e.value ->> 'counted')::numeric * 1000)
+                               = (ARRAY[{counted}])[array_position(%s::text[], e.key)], FALSE))
+        AND (SELECT count(*) FROM jsonb_object_keys({obj("r.data -> 'years'")})) = coalesce(n.years, 0)
+        AND NOT EXISTS (SELECT 1 FROM jsonb_each({obj("r.data -> 'years'")}) AS e
+            LEFT JOIN xf_out_year y ON y.t = o.t AND y.year::text = e.key
+            WHERE NOT coalesce(y.t IS NOT NULL AND (e.value -> 'passed') = coalesce(to_jsonb(y.passed), 'null'::jsonb)
+                               AND trunc((e.value ->> 'total')::numeric * 1000) = y.total_milli, FALSE))"""  # noqa: S608
+    query = (f"SELECT o.teacher_id FROM xf_out o LEFT JOIN {result} r ON r.teacher_id = o.teacher_id "  # noqa: S608
+             "LEFT JOIN (SELECT t, count(*) AS years FROM xf_out_year GROUP BY t) n ON n.t = o.t "
+             f"WHERE NOT coalesce(({same}), FALSE)")
+    cursor.execute(query, [policy.id, json.dumps(options), categories])
+    return {int(row[0]) for row in cursor.fetchall()}
+
+
+def _confirmed_sql(policy: Policy, as_of: dt.date, options: dict[str, str],
+                   members: list[Teacher]) -> tuple[set[int], int]:
+    """The teachers whose stored result the SQL translation reproduces, and
+    how many of them the Python batch evaluator had to compute instead."""
+    resolved = evaluator(policy, options).options
+    teachers, records, leaves = _relations()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_MEMBERS}")
+        cursor.execute(f"CREATE TEMP TABLE {_MEMBERS} (id bigint PRIMARY KEY)")
+        cursor.execute(f"INSERT INTO {_MEMBERS} SELECT unnest(%s::bigint[])", [[t.pk for t in members]])
+        cursor.execute(f"ANALYZE {_MEMBERS}")
+        try:
+            result = evaluate_sql(cursor, policy, as_of, options, teachers=teachers, records=records, leaves=leaves)
+        except NotTranslatable:
+            cursor.execute(f"DROP TABLE {_MEMBERS}")
+            return _confirmed(policy, as_of, options, members), len(members)
+        cursor.execute("SELECT teacher_id FROM xf_out")
+        evaluated = {int(row[0]) for row in cursor.fetchall()}
+        confirmed = evaluated - _mismatches(cursor, policy, resolved, result.categories)
+        cursor.execute(f"DROP TABLE {_MEMBERS}")
+        release(cursor)
+    routed = {int(pk) for pk in result.routed}
+    if routed:
+        confirmed |= _confirmed(policy, as_of, options, [t for t in members if t.pk in routed])
+    return confirmed, len(routed)

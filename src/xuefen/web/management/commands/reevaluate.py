@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from xuefen.web.models import Org
-from xuefen.web.services.reevaluate import reevaluate
+from xuefen.web.services.reevaluate import METHODS, default_method, reevaluate
 
 
 class Command(BaseCommand):
@@ -17,6 +17,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", type=int, help="单位编号（默认：全部单位）")
+        parser.add_argument("--method", choices=METHODS, default=None,
+                            help="sql：在 PostgreSQL 中按政策的 SQL 译法计算并比对（PostgreSQL 上的默认）；"
+                                 "batch：读出记录用批量评估器计算（SQLite 上的默认）")
 
     def handle(self, *args: Any, **options: Any) -> None:
         org = None
@@ -24,6 +27,11 @@ class Command(BaseCommand):
             org = Org.objects.filter(pk=options["org"]).first()
             if org is None:
                 raise CommandError(f"没有编号为 {options['org']} 的单位")
-        out = reevaluate(org)
-        self.stdout.write(f"共 {out.teachers} 名教师：{out.unchanged} 名经批量评估确认无变化，"
+        try:
+            out = reevaluate(org, method=options["method"] or default_method())
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        how = "SQL 评估" if out.method == "sql" else "批量评估"
+        routed = f"（其中 {out.routed} 名由批量评估器计算）" if out.routed else ""
+        self.stdout.write(f"共 {out.teachers} 名教师：{out.unchanged} 名经{how}确认无变化{routed}，"
                           f"{out.refreshed} 名已逐人重新评估并保存（{out.seconds:.1f} 秒）。")
