@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -214,26 +215,33 @@ def test_the_random_ledgers_exercised_the_batch_path(policy_id: str) -> None:
     assert BATCH_PATH[policy_id] >= 40
 
 
-def test_batch_on_the_policy_cases() -> None:
-    """Every teacher of every case file, batch against engine."""
+def case_populations(policy_id: str) -> Iterator[tuple[Any, list[tuple[Teacher, list[Record]]]]]:
+    """(case, its one teacher with her records) for every case of the
+    policy's case file that a batch can take: default options, no expected
+    error, records that parse."""
     from xuefen.model import parse_record, parse_teacher
     from xuefen.policy.cases import cases_path, load_cases
     from xuefen.policy.loader import default_policy_dir
 
+    _, cases = load_cases(cases_path(default_policy_dir(), policy_id))
+    for case in cases:
+        if case.options or case.expect.get("error"):
+            continue
+        teacher, problems = parse_teacher(case.teacher, lambda k, m: m)  # type: ignore[arg-type,return-value]
+        records = [parse_record(r, lambda k, m: m)[0] for r in case.records]  # type: ignore[arg-type,return-value]
+        if teacher is None or problems or any(r is None for r in records) or not records:
+            continue
+        yield case, [(teacher, [r for r in records if r is not None])]
+
+
+def test_batch_on_the_policy_cases() -> None:
+    """Every teacher of every case file, batch against engine."""
     for pid in POLICIES:
         policy = REGISTRY.get(pid)
-        _, cases = load_cases(cases_path(default_policy_dir(), pid))
-        for case in cases:
-            if case.options or case.expect.get("error"):
-                continue
-            teacher, problems = parse_teacher(case.teacher, lambda k, m: m)  # type: ignore[arg-type,return-value]
-            records = [parse_record(r, lambda k, m: m)[0] for r in case.records]  # type: ignore[arg-type,return-value]
-            if teacher is None or problems or any(r is None for r in records) or not records:
-                continue
-            population = [(teacher, [r for r in records if r is not None])]
+        for case, population in case_populations(pid):
             frame = flat_frame(population)
             result = evaluate_frame(policy, frame, case.as_of)
-            e = Evaluator(policy).evaluate(teacher, population[0][1], case.as_of)
+            e = Evaluator(policy).evaluate(population[0][0], population[0][1], case.as_of)
             row = result.teachers.to_dicts()[0]
             assert (row["passed"], row["total_milli"]) == (e.passed, int(e.total * 1000)), (pid, case.name)
 

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.test_batch import REGISTRY, as_of_for, engine_rows, flat_frame, populations
+from tests.test_batch import REGISTRY, as_of_for, case_populations, engine_rows, flat_frame, populations
 
 from xuefen.batch import evaluate_frame
 from xuefen.batch.sql import evaluate_sql, fetch, untranslatable
@@ -139,22 +139,11 @@ def test_policy_cases_through_sql() -> None:
     """Every teacher of every case file of a translated policy (teachers
     built to hit each article), SQL against the engine."""
     _postgres()
-    from xuefen.model import parse_record, parse_teacher
-    from xuefen.policy.cases import cases_path, load_cases
-    from xuefen.policy.loader import default_policy_dir
-
     seen = 0
     for policy_id in TRANSLATED:
         policy = REGISTRY.get(policy_id)
-        _, cases = load_cases(cases_path(default_policy_dir(), policy_id))
-        for case in cases:
-            if case.options or case.expect.get("error"):
-                continue
-            teacher, problems = parse_teacher(case.teacher, lambda k, m: m)  # type: ignore[arg-type,return-value]
-            records = [parse_record(r, lambda k, m: m)[0] for r in case.records]  # type: ignore[arg-type,return-value]
-            if teacher is None or problems or any(r is None for r in records) or not records:
-                continue
-            population = [(teacher, [r for r in records if r is not None])]
+        for case, population in case_populations(policy_id):
+            teacher = population[0][0]
             with connection.cursor() as cursor:
                 load(cursor, population)
                 result = evaluate_sql(cursor, policy, case.as_of, teachers="in_teacher", records="in_record",
