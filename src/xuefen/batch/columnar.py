@@ -244,6 +244,16 @@ def _enum_map(name: str) -> dict[str, str]:
     return _ENUM_MAPS[name]
 
 
+def _column(table: pa.Table, name: str) -> pa.Array:
+    """One column as one array.  ``combine_chunks`` copies even a single
+    chunk; a piece of a read batch is a single chunk, and copying every column
+    of every piece cost about 9 % of the evaluation here."""
+    col = table.column(name)
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    return col.combine_chunks()
+
+
 def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
     if pa.types.is_dictionary(arr.type):
         return arr
@@ -287,7 +297,7 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
         kind = _kind(source)
         dtype = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
         return _Codes(np.zeros(n, dtype=np.int64), [None], dtype)
-    arr = table.column(source).combine_chunks()
+    arr = _column(table, source)
     kind = _kind(source)
     if pa.types.is_null(arr.type):
         return _Codes(np.zeros(n, dtype=np.int64), [None], pl.Boolean if kind == "bool" else
@@ -344,7 +354,7 @@ def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
     n = table.num_rows
     if name not in table.column_names:
         return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
-    arr = table.column(name).combine_chunks()
+    arr = _column(table, name)
     t = arr.type
     if pa.types.is_null(t):
         return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
@@ -381,7 +391,7 @@ def _ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
     if name not in table.column_names:
         return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
-    arr = table.column(name).combine_chunks()
+    arr = _column(table, name)
     if pa.types.is_null(arr.type):
         return np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
     return (arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64),
@@ -531,7 +541,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
     for col in ("teacher_id", "record_id"):
         if col not in table.column_names or table.column(col).null_count:
             return None
-    tid = _indices(_dictionary(table.column("teacher_id").combine_chunks()))
+    tid = _indices(_dictionary(_column(table, "teacher_id")))
     change = np.empty(n, dtype=bool)
     change[0] = True
     np.not_equal(tid[1:], tid[:-1], out=change[1:])
@@ -569,17 +579,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
     lut = plan.tables(names, cols, present, strides)
 
     # teachers: one row each, first row's facts (as the general path)
-    teacher_cols = ["teacher_id", *TEACHER_COLUMNS, "leaves", *[c for c in UNIT_COLUMNS if c in table.column_names]]
-    present_cols = [c for c in teacher_cols if c in table.column_names]
-    teachers = pl.from_arrow(table.select(present_cols).take(pa.array(starts)))
-    assert isinstance(teachers, pl.DataFrame)
-    for col in teacher_cols:
-        if col not in teachers.columns:
-            kind = _kind(col)
-            dtype: Any = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
-            teachers = teachers.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    teachers = canonicalise(teachers.select(teacher_cols)).with_columns(
-        pl.col("teacher_id").cast(pl.Utf8), pl.col("leaves").cast(pl.Utf8))
+    teachers = _teacher_frame(table, starts, row_offset)
 
     # routing: per teacher, as the general path's _route_mask
     route_t = np.zeros(n_t, dtype=bool)
@@ -587,7 +587,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         np.logical_or.at(route_t, t, lut["route"][cidx])
     if plan.route_leaves:
         route_t |= teachers.get_column("leaves").is_not_null().to_numpy()
-    rid = _dictionary(table.column("record_id").combine_chunks())
+    rid = _dictionary(_column(table, "record_id"))
     rank_of = np.empty(len(rid.dictionary), dtype=np.int64)
     rank_of[np.asarray(pc.sort_indices(rid.dictionary).to_numpy(zero_copy_only=False))] = np.arange(len(rid.dictionary))
     rank = rank_of[_indices(rid)]
@@ -674,6 +674,46 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
     return out, years_df
+
+
+def _teacher_frame(table: pa.Table, starts: np.ndarray, row_offset: int | None) -> pl.DataFrame:
+    """One row per teacher from the rows ``starts``: the columns and canonical
+    terms ``canonicalise`` gives the general path, built in Arrow and handed
+    to Polars once (several Polars calls per column cost more here than the
+    rest of a piece's teacher work)."""
+    idx = pa.array(starts)
+    names = ["teacher_id", *TEACHER_COLUMNS, "leaves", *[c for c in UNIT_COLUMNS if c in table.column_names]]
+    arrays: list[pa.Array] = []
+    problems: list[Problem] = []
+    for col in names:
+        kind = _kind(col)
+        if col not in table.column_names or pa.types.is_null(table.schema.field(col).type):
+            arrays.append(pa.nulls(len(starts), pa.int64() if kind == "int" else pa.bool_() if kind == "bool"
+                                   else pa.string()))
+            continue
+        arr = _column(table, col).take(idx)
+        if col in vocab.ENUMS and col not in UNIT_COLUMNS:
+            d = _dictionary(arr)
+            mapping = _enum_map(col)
+            canon = []
+            for code, value in enumerate(d.dictionary.to_pylist()):
+                term = mapping.get(value.strip()) if isinstance(value, str) else None
+                if term is None and value is not None:
+                    rows = np.flatnonzero(np.asarray(d.indices.fill_null(-1)) == code)
+                    if len(rows) and len(problems) < 20:
+                        at = int(starts[rows[0]])
+                        problems.append(Problem(f"“{value}”不是可识别的取值", column=col,
+                                                row=row_offset + at + 1 if row_offset is not None else None))
+                canon.append(term)
+            arr = pa.array(canon, pa.string()).take(d.indices)
+        elif col in ("teacher_id", "leaves", "name"):
+            arr = arr.cast(pa.string())
+        arrays.append(arr)
+    if problems:
+        raise InputError(problems)
+    frame = pl.from_arrow(pa.Table.from_arrays(arrays, names=names))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _is_identity(rows: np.ndarray) -> bool:

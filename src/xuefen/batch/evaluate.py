@@ -1058,9 +1058,12 @@ def _stage2(comp: _Compiled, teachers: pl.DataFrame, lines: dict[str, np.ndarray
 
     synthetic = _leave_minimums(comp)
     tmatch = _line_targets(comp, lines, mcols, theme, synthetic)
-    in_cycle = ~(excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < start[lines["t"]]))
-    year_pick = np.flatnonzero(in_cycle | hire_only[lines["t"], lines["y"]])
-    cycle_pick = np.flatnonzero(in_cycle)
+    if excl_pre.any():
+        in_cycle = ~(excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < start[lines["t"]]))
+        year_pick = np.flatnonzero(in_cycle | hire_only[lines["t"], lines["y"]])
+        cycle_pick = np.flatnonzero(in_cycle)
+    else:  # every line is in the cycle: no per-line gathers
+        year_pick = cycle_pick = np.arange(len(lines["t"]))
 
     # --- years
     t_of_year = np.repeat(np.arange(n_t), n_y)
