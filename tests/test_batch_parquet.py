@@ -115,3 +115,30 @@ def test_an_unknown_value_names_file_row_and_column(tmp_path: Path, workers: int
     [problem] = caught.value.problems
     assert (problem.file, problem.row, problem.column) == ("bad.parquet", bad_row + 1, "form")
     assert "面授培训" in problem.message
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unknown_teacher_fact_names_her_first_row(tmp_path: Path, workers: int) -> None:
+    """A teacher's facts repeat on each of her rows; a value outside the
+    vocabulary is reported at her first row, with the column."""
+    import pyarrow as pa
+
+    from xuefen.errors import InputError
+
+    src = generate(60, 10, "yongji", 2022, seed=4, out_path=tmp_path / "p.parquet", chunk_teachers=20)
+    table = pq.read_table(src)
+    ids = table.column("teacher_id").to_pylist()
+    victim = ids[433]
+    first = ids.index(victim)
+    for column in ("stage", "post"):
+        values = table.column(column).cast(pa.string()).to_pylist()
+        values = [("不存在的取值" if t == victim else v) for t, v in zip(ids, values, strict=True)]
+        bad_table = table.set_column(table.schema.get_field_index(column), column,
+                                     pa.array(values, pa.string()).dictionary_encode())
+        bad = tmp_path / f"bad-{column}.parquet"
+        pq.write_table(bad_table, bad, row_group_size=200, store_decimal_as_integer=True)
+        with pytest.raises(InputError) as caught:
+            evaluate_parquet("yongji", bad, dt.date(2022, 12, 31), workers=workers)
+        [problem] = caught.value.problems
+        assert (problem.file, problem.row, problem.column) == (f"bad-{column}.parquet", first + 1, column)
+        assert "不存在的取值" in problem.message

@@ -83,6 +83,32 @@ class _Codes:
     codes: np.ndarray  # a small integer per row (any integer dtype)
     values: list[Any]  # the value each code stands for (None for null)
     dtype: Any  # Polars dtype of the values, for the combination frame
+    # Where set, ``codes`` is a dictionary column's raw indices and the rows
+    # this Arrow validity bitmap marks null (bit ``offset + i``) have the code
+    # ``null_code`` instead: the compiled combination pass reads the bitmap
+    # itself rather than have a filled copy of the column written first.
+    bitmap: np.ndarray | None = None
+    offset: int = 0
+    null_code: int = 0
+
+    def filled(self) -> np.ndarray:
+        """The code of every row."""
+        if self.bitmap is None:
+            return self.codes
+        out = np.empty(len(self.codes), dtype=np.int64 if self.null_code > np.iinfo(self.codes.dtype).max
+                       else self.codes.dtype)
+        kernels.fill_nulls(self.codes, self.bitmap, self.offset, self.null_code, out)
+        self.codes, self.bitmap = out, None
+        return out
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """The codes of the given rows."""
+        if self.bitmap is None:
+            some: np.ndarray = self.codes[rows]
+            return some
+        bits = self.bitmap[(rows + self.offset) >> 3] >> ((rows + self.offset) & 7) & 1
+        picked: np.ndarray = np.where(bits == 1, self.codes[rows].astype(np.int64), self.null_code)
+        return picked
 
 
 def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
@@ -246,8 +272,8 @@ def _enum_map(name: str) -> dict[str, str]:
 
 def _column(table: pa.Table, name: str) -> pa.Array:
     """One column as one array.  ``combine_chunks`` copies even a single
-    chunk; a piece of a read batch is a single chunk, and copying every column
-    of every piece cost about 9 % of the evaluation here."""
+    chunk, and a piece of a read batch is a single chunk (with the Parquet
+    driver no longer joining read batches, about 4 % of the time here)."""
     col = table.column(name)
     if col.num_chunks == 1:
         return col.chunk(0)
@@ -305,6 +331,13 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
     if kind == "bool":
         if not pa.types.is_boolean(arr.type):
             return None
+        if kernels.ENABLED:
+            codes = np.empty(n, dtype=np.int8)
+            has_nulls = arr.null_count > 0
+            validity = np.frombuffer(arr.buffers()[0], dtype=np.uint8) if has_nulls else np.zeros(1, dtype=np.uint8)
+            kernels.bool_codes(np.frombuffer(arr.buffers()[1], dtype=np.uint8), arr.offset, validity, arr.offset,
+                               has_nulls, codes)
+            return _Codes(codes, [None, False, True], pl.Boolean)
         values = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64) + 1
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
         return _Codes(np.where(valid, values, 0), [None, False, True], pl.Boolean)
@@ -323,7 +356,14 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
         return None
     d = _dictionary(arr)
     raw = d.dictionary.to_pylist()
-    codes = _indices(d)
+    if kernels.ENABLED and d.null_count:
+        idx = d.indices
+        width = idx.type.bit_width // 8
+        idx_dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
+        out = _Codes(np.frombuffer(idx.buffers()[1], dtype=idx_dtype, count=idx.offset + len(idx))[idx.offset:],
+                     [], pl.Utf8, np.frombuffer(d.buffers()[0], dtype=np.uint8), d.offset, len(raw))
+    else:
+        out = _Codes(_indices(d), [], pl.Utf8)
     if source in vocab.ENUMS:
         mapping = _enum_map(source)
         mapped = []
@@ -335,6 +375,7 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
             mapped.append(canon)
         if unknown:
             # a dictionary may hold values no row uses: only used ones are errors
+            codes = out.filled()
             used = np.bincount(codes, minlength=len(raw) + 1)
             for code in unknown:
                 if used[code] and len(problems) < 20:
@@ -345,7 +386,8 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
         raw = mapped
     elif name == "__category_id":
         raw = [comp.alias.get(v, v) if v is not None else None for v in raw]
-    return _Codes(codes, [*raw, None], pl.Utf8)
+    out.values = [*raw, None]
+    return out
 
 
 def _milli(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -452,18 +494,20 @@ def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]
             continue
         if k * card > DENSE_LIMIT:
             r, k = _compact(r, k)
-        if kernels.ENABLED:
+        if kernels.ENABLED and c.bitmap is not None:
+            kernels.mul_add_nullable(r, card, c.codes, c.bitmap, c.offset, c.null_code)
+        elif kernels.ENABLED:
             kernels.mul_add(r, card, c.codes)
         else:
             r *= card
-            r += c.codes
+            r += c.filled()
         k *= card
     cidx, n_present = _compact(r, k)
     rep = np.empty(n_present, dtype=np.int64)
     rep[cidx] = np.arange(n)  # one row of each combination
     present = np.zeros(n_present, dtype=np.int64)
     for c, stride in zip(cols, strides, strict=True):
-        present += c.codes[rep].astype(np.int64) * stride
+        present += c.at(rep).astype(np.int64) * stride
     return cidx, present, strides
 
 

@@ -30,7 +30,7 @@ ENABLED = os.environ.get("XUEFEN_BATCH_KERNELS", "1") != "0"
 # (the CLI, the web platform, the Parquet driver's parent) does not pay for
 # importing Numba (about half a second here).
 KERNELS = ("count_lines", "credit_lines", "segments", "apply_cap", "group_sum", "first_line_sum", "fill_nulls",
-           "decimal_milli", "mul_add", "compact", "cell_sum", "others_sum")
+           "decimal_milli", "mul_add", "mul_add_nullable", "bool_codes", "compact", "cell_sum", "others_sum")
 _lock = threading.Lock()
 
 
@@ -245,6 +245,25 @@ def _k_decimal_milli(words: np.ndarray, offset: int, n: int, factor: int, bitmap
 def _k_mul_add(r: np.ndarray, card: int, codes: np.ndarray) -> None:  # pragma: no cover - compiled
     for i in range(r.shape[0]):
         r[i] = r[i] * card + codes[i]
+
+
+def _k_mul_add_nullable(r: np.ndarray, card: int, codes: np.ndarray, bitmap: np.ndarray, offset: int,
+                        null_code: int) -> None:  # pragma: no cover - compiled
+    """``mul_add`` with the code ``null_code`` where the validity bitmap
+    (bit ``offset + i``) says the row is null."""
+    for i in range(r.shape[0]):
+        r[i] = r[i] * card + (codes[i] if _valid_at(bitmap, offset + i) else null_code)
+
+
+def _k_bool_codes(data: np.ndarray, data_offset: int, bitmap: np.ndarray, offset: int, has_nulls: bool,
+                  out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """A boolean column's codes from Arrow's bit-packed values: 0 null,
+    1 false, 2 true."""
+    for i in range(out.shape[0]):
+        if has_nulls and not _valid_at(bitmap, offset + i):
+            out[i] = 0
+        else:
+            out[i] = 2 if _valid_at(data, data_offset + i) else 1
 
 
 def _k_compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
