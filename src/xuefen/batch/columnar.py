@@ -700,7 +700,12 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         # nearly sorted (a few records attributed to another year): a stable
         # sort of one integer key is adaptive, unlike lexsort
         order = np.argsort(key, kind="stable")
-        t, cidx, yr, rec, work = t[order], cidx[order], yr[order], rec[order], work[order]
+        # most records stay where they are: move only the others (the arrays
+        # are this function's own, fresh from the selection above)
+        moved = np.flatnonzero(order != np.arange(len(order)))
+        source = order[moved]
+        for a in (t, cidx, yr, rec, work):
+            a[moved] = a[source]
 
     def record_theme(rows: np.ndarray) -> np.ndarray:
         if "theme" not in table.column_names:
