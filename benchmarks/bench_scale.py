@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         if gen_lines:
-            text += ["Generating the data (`python -m xuefen.batch.generate`, zstd Parquet, row groups of about a million rows):",
+            text += ["Generating the data (`python -m xuefen.batch.generate`, snappy Parquet, row groups of 1M rows):",
                      "", fmt_row(["policy", "teachers", "rows", "wall s", "CPU s", "peak RSS MB", "file MB"]),
                      "|---|---:|---:|---:|---:|---:|---:|", *gen_lines, ""]
         if single_lines:

@@ -704,8 +704,8 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         # are this function's own, fresh from the selection above)
         moved = np.flatnonzero(order != np.arange(len(order)))
         source = order[moved]
-        for a in (t, cidx, yr, rec, work):
-            a[moved] = a[source]
+        for column in (t, cidx, yr, rec, work):
+            column[moved] = column[source]
 
     def record_theme(rows: np.ndarray) -> np.ndarray:
         if "theme" not in table.column_names:
