@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     with tempfile.TemporaryDirectory() as tmp:
-        for policy in policies:
+        for policy in policies if args.single_runs > 0 else []:  # --single-runs 0: not measured
             sres = run_child([sys.executable, __file__, "--single", "--policy", policy, "--single-runs",
                               str(args.single_runs), "--out", f"{tmp}/single-{policy}.json"], args.timeout)
             if sres["status"] == "ok":
