@@ -95,7 +95,7 @@ class _Codes:
         """The code of every row."""
         if self.bitmap is None:
             return self.codes
-        out = np.empty(len(self.codes), dtype=np.int64 if self.null_code > np.iinfo(self.codes.dtype).max
+        out = np.empty(len(self.codes), dtype=np.int64 if self.null_code >= np.iinfo(self.codes.dtype).max
                        else self.codes.dtype)
         kernels.fill_nulls(self.codes, self.bitmap, self.offset, self.null_code, out)
         self.codes, self.bitmap = out, None
@@ -270,6 +270,20 @@ def _enum_map(name: str) -> dict[str, str]:
     return _ENUM_MAPS[name]
 
 
+def _canonical_terms(column: str, raw: list[Any]) -> tuple[list[str | None], list[int]]:
+    """A dictionary's values as canonical vocabulary terms, and the codes of
+    the values that are not in the vocabulary."""
+    mapping = _enum_map(column)
+    terms: list[str | None] = []
+    unknown = []
+    for code, value in enumerate(raw):
+        term = mapping.get(value.strip()) if isinstance(value, str) else None
+        if term is None and value is not None:
+            unknown.append(code)
+        terms.append(term)
+    return terms, unknown
+
+
 def _column(table: pa.Table, name: str) -> pa.Array:
     """One column as one array.  ``combine_chunks`` copies even a single
     chunk, and a piece of a read batch is a single chunk (with the Parquet
@@ -286,20 +300,29 @@ def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
     return pc.dictionary_encode(arr)
 
 
-def _indices(arr: pa.DictionaryArray) -> np.ndarray:
-    """The dictionary index of each row, without a copy where possible (the
-    Arrow buffer itself); a null row gets the index ``len(dictionary)``."""
+def _raw_indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """The Arrow buffer of dictionary indices itself (null rows: any value)."""
     idx = arr.indices
     width = idx.type.bit_width // 8
     dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
-    out: np.ndarray = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
+    raw: np.ndarray = np.frombuffer(idx.buffers()[1], dtype=dtype, count=idx.offset + len(idx))[idx.offset:]
+    return raw
+
+
+def _nullable_codes(arr: pa.DictionaryArray, values: list[Any], dtype: Any) -> _Codes:
+    """Codes that read the null rows off the validity bitmap when used."""
+    return _Codes(_raw_indices(arr), values, dtype, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset,
+                  len(arr.dictionary))
+
+
+def _indices(arr: pa.DictionaryArray) -> np.ndarray:
+    """The dictionary index of each row, without a copy where possible (the
+    Arrow buffer itself); a null row gets the index ``len(dictionary)``."""
+    out = _raw_indices(arr)
     if arr.null_count:
-        wide = len(arr.dictionary) >= np.iinfo(dtype).max
         if kernels.ENABLED:
-            filled = np.empty(len(out), dtype=np.int64 if wide else dtype)
-            bitmap = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
-            kernels.fill_nulls(out, bitmap, arr.offset, len(arr.dictionary), filled)
-            return filled
+            return _nullable_codes(arr, [], None).filled()
+        wide = len(arr.dictionary) >= np.iinfo(out.dtype).max
         out = out.astype(np.int64) if wide else out.copy()
         np.copyto(out, len(arr.dictionary), where=~_valid(arr))
     return out
@@ -356,23 +379,9 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
         return None
     d = _dictionary(arr)
     raw = d.dictionary.to_pylist()
-    if kernels.ENABLED and d.null_count:
-        idx = d.indices
-        width = idx.type.bit_width // 8
-        idx_dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(idx.type) else 'u'}{width}")
-        out = _Codes(np.frombuffer(idx.buffers()[1], dtype=idx_dtype, count=idx.offset + len(idx))[idx.offset:],
-                     [], pl.Utf8, np.frombuffer(d.buffers()[0], dtype=np.uint8), d.offset, len(raw))
-    else:
-        out = _Codes(_indices(d), [], pl.Utf8)
+    out = _nullable_codes(d, [], pl.Utf8) if kernels.ENABLED and d.null_count else _Codes(_indices(d), [], pl.Utf8)
     if source in vocab.ENUMS:
-        mapping = _enum_map(source)
-        mapped = []
-        unknown = []
-        for code, value in enumerate(raw):
-            canon = mapping.get(value.strip()) if isinstance(value, str) else None
-            if canon is None and value is not None:
-                unknown.append(code)
-            mapped.append(canon)
+        mapped, unknown = _canonical_terms(source, raw)
         if unknown:
             # a dictionary may hold values no row uses: only used ones are errors
             codes = out.filled()
@@ -743,17 +752,14 @@ def _teacher_frame(table: pa.Table, starts: np.ndarray, row_offset: int | None) 
         arr = _column(table, col).take(idx)
         if col in vocab.ENUMS and col not in UNIT_COLUMNS:
             d = _dictionary(arr)
-            mapping = _enum_map(col)
-            canon = []
-            for code, value in enumerate(d.dictionary.to_pylist()):
-                term = mapping.get(value.strip()) if isinstance(value, str) else None
-                if term is None and value is not None:
-                    rows = np.flatnonzero(np.asarray(d.indices.fill_null(-1)) == code)
-                    if len(rows) and len(problems) < 20:
-                        at = int(starts[rows[0]])
-                        problems.append(Problem(f"“{value}”不是可识别的取值", column=col,
-                                                row=row_offset + at + 1 if row_offset is not None else None))
-                canon.append(term)
+            raw = d.dictionary.to_pylist()
+            canon, unknown = _canonical_terms(col, raw)
+            for code in unknown:
+                rows = np.flatnonzero(np.asarray(d.indices.fill_null(-1)) == code)
+                if len(rows) and len(problems) < 20:
+                    at = int(starts[rows[0]])
+                    problems.append(Problem(f"“{raw[code]}”不是可识别的取值", column=col,
+                                            row=row_offset + at + 1 if row_offset is not None else None))
             arr = pa.array(canon, pa.string()).take(d.indices)
         elif col in ("teacher_id", "leaves", "name"):
             arr = arr.cast(pa.string())

@@ -164,18 +164,15 @@ def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str
                     row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
                     threads: bool = True) -> list[pl.DataFrame]:
     """Every teacher whose first row lies in ``row_groups``, whole."""
-    meta = pq.read_metadata(path)
-    rows = sum(meta.row_group(i).num_rows for i in row_groups)
-    with contextlib.nullcontext() if rows >= KERNEL_MIN_ROWS else kernels.disabled():
-        return _evaluate_rows(policy_id, path, as_of, options, row_groups, first, last, batch_rows, read_rows,
-                              threads)
-
-
-def _evaluate_rows(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
-                   row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
-                   threads: bool) -> list[pl.DataFrame]:
     _keep_freed_memory()
     plan, pf, columns = _open(policy_id, path, as_of, options)
+    rows = sum(pf.metadata.row_group(i).num_rows for i in row_groups)
+    with contextlib.nullcontext() if rows >= KERNEL_MIN_ROWS else kernels.disabled():
+        return _evaluate_rows(plan, pf, columns, row_groups, first, last, batch_rows, read_rows, threads)
+
+
+def _evaluate_rows(plan: Plan, pf: pq.ParquetFile, columns: list[str], row_groups: list[int], first: bool,
+                   last: bool, batch_rows: int, read_rows: int, threads: bool) -> list[pl.DataFrame]:
     out: list[pl.DataFrame] = []
     carry: pa.Table | None = None
     carry_at = 0  # the carried rows' place in the file
