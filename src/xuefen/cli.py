@@ -125,17 +125,20 @@ def _evaluate_all(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 def cmd_evaluate_batch(args: argparse.Namespace) -> int:
     """A population (Parquet, or CSV/XLSX with --output): the batch evaluator,
     one row per teacher in the output file, unit rates on the screen."""
-    import polars as pl
-
-    from xuefen.batch import evaluate_frame, evaluate_parquet
-    from xuefen.io.readers import ledger_to_json
+    from xuefen.batch import evaluate_parquet
 
     policy, as_of = _pick(args)
     options = _options(args.option)
     path = Path(args.file)
+    # a Parquet file's workers start before this process loads Polars and the engine
     if path.suffix.lower() == ".parquet":
         teachers = evaluate_parquet(policy.id, path, as_of, args.output, options)
-    else:
+    import polars as pl
+
+    from xuefen.batch import evaluate_frame
+    from xuefen.io.readers import ledger_to_json
+
+    if path.suffix.lower() != ".parquet":
         rows = []
         for lg in _ledgers(args):
             doc = ledger_to_json(lg)

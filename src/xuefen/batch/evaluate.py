@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1299,12 +1298,3 @@ def _chunks(df: pl.DataFrame, chunk_rows: int) -> Iterator[pl.DataFrame]:
         cut = change[np.searchsorted(change, want)] if want <= change[-1] else n
         yield df.slice(start, cut - start)
         start = cut
-
-
-
-def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
-                     options: dict[str, str] | None = None, workers: int | None = None) -> pl.DataFrame:
-    """Evaluate a teacher-clustered Parquet file (see :mod:`xuefen.batch.parquet`)."""
-    from xuefen.batch.parquet import evaluate_parquet as run
-
-    return run(policy_id, path, as_of, output_path, options, workers=workers)

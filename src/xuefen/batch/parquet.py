@@ -29,18 +29,22 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.parquet as pq
 
 from xuefen.batch import kernels
-from xuefen.batch.columnar import Plan, evaluate_table
-from xuefen.batch.evaluate import _Compiled, _evaluate_chunk, canonicalise
 from xuefen.errors import InputError, Problem
+
+# Polars, the engine and the rule tables are imported where they are used:
+# the parent process starts its workers first (see xuefen.batch)
+if TYPE_CHECKING:
+    import polars as pl
+
+    from xuefen.batch.columnar import Plan
 
 
 def _keep_freed_memory() -> None:
@@ -73,6 +77,8 @@ DONE = "done"  # what a worker prints once its results are written
 
 def _open(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None) -> tuple[Plan, pq.ParquetFile,
                                                                                                list[str]]:
+    from xuefen.batch.columnar import Plan
+    from xuefen.batch.evaluate import _Compiled
     from xuefen.policy.loader import default_registry
 
     plan = Plan(_Compiled(default_registry().get(policy_id), options, as_of))
@@ -87,6 +93,11 @@ def _open(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | N
 
 
 def _run(plan: Plan, table: pa.Table, row_offset: int | None = None) -> pl.DataFrame:
+    import polars as pl
+
+    from xuefen.batch.columnar import evaluate_table
+    from xuefen.batch.evaluate import _evaluate_chunk, canonicalise
+
     done = evaluate_table(plan, table, with_years=False, row_offset=row_offset)
     if done is None:
         frame = pl.from_arrow(table)
@@ -267,6 +278,8 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     except InputError as exc:
         name = Path(path).name
         raise InputError([dataclasses.replace(p, file=p.file or name) for p in exc.problems]) from None
+    import polars as pl
+
     frames = [f for r in results for f in r]
     teachers = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     if output_path is not None:
@@ -300,6 +313,8 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
             with err_path.open("w", encoding="utf-8") as err:
                 procs.append(subprocess.Popen([sys.executable, "-m", "xuefen.batch.parquet", json.dumps(spec)],  # noqa: S603
                                               stdout=subprocess.PIPE, stderr=err, text=True, env=env))
+        import polars  # noqa: F401  (loaded while the workers start, for reading their results)
+
         errors = []
         problems: list[Problem] = []
         for i, proc in enumerate(procs):
@@ -331,11 +346,15 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
 
 
 def _save(frames: list[pl.DataFrame], out: Path) -> None:
+    import polars as pl
+
     out.mkdir(parents=True, exist_ok=True)
     (pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()).write_ipc(out / "teachers.arrow")
 
 
 def _load(out: Path) -> list[pl.DataFrame]:
+    import polars as pl
+
     teachers = pl.read_ipc(out / "teachers.arrow")
     return [teachers] if teachers.height else []
 
