@@ -252,7 +252,7 @@ def _split(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
 
 
 def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
-                     options: dict[str, str] | None = None, workers: int | None = None, batch_rows: int = 500_000,
+                     options: dict[str, str] | None = None, workers: int | None = None, batch_rows: int = 250_000,
                      read_rows: int = 500_000) -> pl.DataFrame:
     """One row per teacher (``teacher_id``, units, ``passed``, ``status``,
     ``total_milli``, ``routed``, ``cat:…``), in file order of each range.
@@ -260,9 +260,10 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     ``batch_rows``: a piece's size.  Each piece costs about 4 ms however
     small it is (Polars calls over its teachers, the rule tables).  Measured
     here over 10M rows of 永吉 in one process (CPU time, 10 interleaved
-    runs): pieces of 500k rows 1.60 s (min) / 1.72 s (median) against 1.64 /
-    1.76 s for 250k; read batches and pieces of 1M rows were slower (the
-    working arrays no longer fit the cache) and added 0.3 GB per worker."""
+    runs), pieces of 500k rows took 1.60 s (min) / 1.72 s (median) against
+    1.64 / 1.76 s for 250k, but at 1M teachers the two workers then peaked at
+    2.0 GB together instead of 1.7 GB: the goal is 2 GB, so pieces stay at
+    250k."""
     path = str(path)
     pf = pq.ParquetFile(path)
     n_workers = workers or min(2, os.cpu_count() or 1)
@@ -270,24 +271,31 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     args: list[tuple[Any, ...]] = [
         (policy_id, path, as_of, options, rgs, i == 0, i == len(ranges) - 1, batch_rows, read_rows)
         for i, rgs in enumerate(ranges)]
+    reapers: list[threading.Thread] = []
     try:
-        if len(ranges) <= 1:
-            results = [_evaluate_range(*a) for a in args] if ranges else []
-        else:
-            results = _in_processes(args)
-    except InputError as exc:
-        name = Path(path).name
-        raise InputError([dataclasses.replace(p, file=p.file or name) for p in exc.problems]) from None
-    import polars as pl
+        try:
+            if len(ranges) <= 1:
+                results = [_evaluate_range(*a) for a in args] if ranges else []
+            else:
+                results = _in_processes(args, reapers)
+        except InputError as exc:
+            name = Path(path).name
+            raise InputError([dataclasses.replace(p, file=p.file or name) for p in exc.problems]) from None
+        import polars as pl
 
-    frames = [f for r in results for f in r]
-    teachers = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
-    if output_path is not None:
-        teachers.write_parquet(str(output_path))
+        frames = [f for r in results for f in r]
+        teachers = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+        if output_path is not None:
+            teachers.write_parquet(str(output_path))
+    finally:
+        # the workers have finished by now, or nearly: no process is left
+        # behind, and their CPU time counts as this process's children's
+        for reaper in reapers:
+            reaper.join()
     return teachers
 
 
-def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
+def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) -> list[list[pl.DataFrame]]:
     """Run each range in its own interpreter (``python -m xuefen.batch.parquet``)
     and read back what it wrote.  A plain subprocess rather than
     multiprocessing: it neither forks Polars' thread pool nor re-imports the
@@ -321,7 +329,7 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
             assert proc.stdout is not None
             # a worker says when its results are written, then exits: giving
             # back its memory took about 0.2 s at 1M teachers, and nothing
-            # here needs to wait for that (a thread reaps it)
+            # here needs to wait for that: a thread in ``reapers`` waits
             said = ""
             for line in proc.stdout:  # anything a library printed comes first
                 said = line.strip()
@@ -329,7 +337,8 @@ def _in_processes(args: list[tuple[Any, ...]]) -> list[list[pl.DataFrame]]:
                     break
             proc.stdout.close()
             if said == DONE:
-                threading.Thread(target=proc.wait, daemon=True).start()
+                reapers.append(threading.Thread(target=proc.wait, daemon=True))
+                reapers[-1].start()
                 continue
             proc.wait()
             if proc.returncode == BAD_INPUT:
