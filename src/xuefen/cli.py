@@ -133,12 +133,12 @@ def cmd_evaluate_batch(args: argparse.Namespace) -> int:
     # a Parquet file's workers start before this process loads Polars and the engine
     if path.suffix.lower() == ".parquet":
         teachers = evaluate_parquet(policy.id, path, as_of, args.output, options)
-    import polars as pl
+    else:
+        import polars as pl
 
-    from xuefen.batch import evaluate_frame
-    from xuefen.io.readers import ledger_to_json
+        from xuefen.batch import evaluate_frame
+        from xuefen.io.readers import ledger_to_json
 
-    if path.suffix.lower() != ".parquet":
         rows = []
         for lg in _ledgers(args):
             doc = ledger_to_json(lg)
@@ -150,6 +150,8 @@ def cmd_evaluate_batch(args: argparse.Namespace) -> int:
         teachers = evaluate_frame(policy, pl.DataFrame(rows, infer_schema_length=None), as_of, options).teachers
         if args.output:
             teachers.write_parquet(args.output)
+    import polars as pl
+
     from xuefen.batch.evaluate import _unit_rates
 
     passed = int(teachers.get_column("passed").sum())
