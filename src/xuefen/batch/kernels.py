@@ -49,6 +49,12 @@ def __getattr__(name: str) -> Any:
         return g[name]
 
 
+def load() -> None:
+    """Import Numba and wrap the kernels now rather than at first use (each
+    still loads its compiled code from the cache at its first call)."""
+    __getattr__(KERNELS[0])
+
+
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """The NumPy formulation for the block: for a few small tables, where
