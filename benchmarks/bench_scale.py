@@ -259,6 +259,33 @@ def machine() -> dict[str, str]:
     }
 
 
+def speed_probe() -> float:
+    """Seconds of a fixed workload (NumPy sorting and gathering, a plain
+    interpreter loop), best of three: a figure of how fast the machine is
+    at the moment, to read the other figures by."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 1 << 40, 4_000_000)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        order = np.argsort(data, kind="stable")
+        data[order].sum()
+        acc = 0
+        for i in range(1_000_000):
+            acc += i & 7
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def paired_ratio(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> str:
+    """Median of run i's wall time over the baseline's run i (same round)."""
+    pairs = [r["wall"] / b["wall"] for r, b in zip(runs, base, strict=False)
+             if r["status"] == "ok" and b["status"] == "ok"]
+    return f"{statistics.median(pairs):.2f}" if pairs and runs is not base else "—"
+
+
 def fmt_row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -305,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     load_before = os.getloadavg()
     started = dt.datetime.now()
+    probes = [speed_probe()]
     lines: list[str] = []
     gen_lines: list[str] = []
     single_lines: list[str] = []
@@ -319,15 +347,20 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: nproc={info['nproc']}, CPU {info['cpu']}, {info['mem_gb']} GB RAM, {info['platform']}; "
             f"Python {info['python']}, polars {info['polars']}, pyarrow {info['pyarrow']}, duckdb {info['duckdb']}. "
             f"Load average (1/5/15 min) at the start: {'/'.join(f'{x:.1f}' for x in load_before)}, "
-            f"when written: {'/'.join(f'{x:.1f}' for x in load)}.",
+            f"when written: {'/'.join(f'{x:.1f}' for x in load)}. "
+            f"Machine speed probe (a fixed NumPy and interpreter workload, lower is faster): "
+            f"{', '.join(f'{x:.2f} s' for x in probes)} (at the start{', after each size' if len(probes) > 1 else ''}).",
+            "",
+            "÷ DuckDB: the median over the rounds of this method's wall time divided by DuckDB's in the same "
+            "round (methods run in turn), so it holds when the machine's speed drifts during the run.",
             "",
             "Evaluation, one subprocess per method (wall time includes interpreter start and reading the file; "
             "CPU is user + system time of that process and its worker processes; peak RSS is the peak of their "
             "resident memory added up, sampled every 50 ms, or the process's own `ru_maxrss` if larger):",
             "",
-            fmt_row(["policy", "teachers", "rows", "method", "wall s (median)", "min wall s", "runs", "CPU s",
-                     "peak RSS MB", "teachers/s", "passed", "verdicts ≠ ref", "totals ≠ ref"]),
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            fmt_row(["policy", "teachers", "rows", "method", "wall s (median)", "min wall s", "runs",
+                     "÷ DuckDB", "CPU s", "peak RSS MB", "teachers/s", "passed", "verdicts ≠ ref", "totals ≠ ref"]),
+            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *lines,
             "",
         ]
@@ -374,16 +407,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{policy} {size_label(n)}: data {path.name} ({gres['status']})", flush=True)
                 outs: dict[str, Path] = {}
                 timing: dict[str, dict[str, Any]] = {}
+                limits = {"python": args.python_max, "engine": args.engine_max, "batch": args.batch_max}
+                to_run = [m for m in methods if limits.get(m) is None or n <= limits[m]]
                 for method in methods:
-                    limit = {"python": args.python_max, "engine": args.engine_max, "batch": args.batch_max}.get(method)
-                    if limit is not None and n > limit:
+                    if method not in to_run:
                         timing[method] = {"status": "not run"}
-                        continue
+                # this machine is shared and its speed drifts (measured here: the same run 40 % slower
+                # within the hour): repeat, the methods in turn, each round in the other order, so
+                # that a drift weighs on every method alike; keep each method's median wall time
+                all_runs: dict[str, list[dict[str, Any]]] = {m: [] for m in to_run}
+                for round_no in range(max(1, args.repeat)):
+                    for method in to_run if round_no % 2 == 0 else to_run[::-1]:
+                        out = Path(tmp) / f"{policy}-{n}-{method}.parquet"
+                        all_runs[method].append(run_child(
+                            [sys.executable, __file__, "--worker", method, "--policy", policy, "--path", str(path),
+                             "--as-of", as_of.isoformat(), "--out", str(out)], args.timeout))
+                for method in to_run:
                     out = Path(tmp) / f"{policy}-{n}-{method}.parquet"
-                    # this machine is shared: repeat, and keep the run with the median wall time
-                    runs = [run_child([sys.executable, __file__, "--worker", method, "--policy", policy, "--path",
-                                       str(path), "--as-of", as_of.isoformat(), "--out", str(out)], args.timeout)
-                            for _ in range(max(1, args.repeat))]
+                    runs = all_runs[method]
                     ok_runs = sorted((r for r in runs if r["status"] == "ok"), key=lambda r: r["wall"])
                     res = ok_runs[len(ok_runs) // 2] if len(ok_runs) == len(runs) else runs[-1]
                     res["min_wall"] = min(r["wall"] for r in runs)
@@ -396,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {method}: {res['status']} {res.get('wall', 0):.1f}s {res.get('rss_mb', 0):.0f} MB"
                           f"{' ' + res['error'] if 'error' in res else ''}", flush=True)
                 ref, cmp = compare(outs) if outs else (None, {})
+                base = all_runs.get("duckdb", [])
                 for method in methods:
                     res = timing[method]
                     if res["status"] != "ok":
@@ -404,16 +446,18 @@ def main(argv: list[str] | None = None) -> int:
                         if res["status"] in ("timeout", "failed"):
                             why += f" after {res['wall']:.0f} s, peak RSS {res['rss_mb']:.0f} MB"
                         lines.append(fmt_row([policy, size_label(n), f"{n * args.records:,}", method, why,
-                                              "", "", "", "", "", "", "", ""]))
+                                              "", "", "", "", "", "", "", "", ""]))
                         continue
                     c = cmp[method]
                     label = f"{method} (ref)" if method == ref else method
                     lines.append(fmt_row([
                         policy, size_label(n), f"{n * args.records:,}", label, f"{res['wall']:.1f}",
-                        f"{res['min_wall']:.1f}", res["runs"], f"{res['cpu']:.1f}",
-                        f"{res['rss_mb']:.0f}", f"{n / res['wall']:,.0f}", f"{c['passed']:,} ({c['passed'] / n:.1%})",
-                        c.get("verdict_diff", "—"), c.get("total_diff", "—")]))
+                        f"{res['min_wall']:.1f}", res["runs"], paired_ratio(all_runs[method], base),
+                        f"{res['cpu']:.1f}", f"{res['rss_mb']:.0f}", f"{n / res['wall']:,.0f}",
+                        f"{c['passed']:,} ({c['passed'] / n:.1%})", c.get("verdict_diff", "—"),
+                        c.get("total_diff", "—")]))
                 report(done=False)
+            probes.append(speed_probe())
     text = report(done=True)
     print()
     print(text)
