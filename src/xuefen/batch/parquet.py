@@ -324,8 +324,8 @@ def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) 
             # Arrow's allocator (mimalloc) keeps the pages it frees: by default
             # it hands them back within milliseconds, and the kernel zeroing
             # them again for the next read batch took about 6 % of the time
-            # NumPy's OpenBLAS keeps a thread of its own spinning between calls:
-            # perf showed it at 1.8 % of a worker's samples, taken from the other worker
+            # NumPy's OpenBLAS starts threads of its own: perf showed one of them
+            # spinning for 1.8 % of a worker's samples, time taken from the other worker
             env = {**os.environ, "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                    "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
                    "MIMALLOC_PURGE_DELAY": os.environ.get("MIMALLOC_PURGE_DELAY", "-1")}
