@@ -94,8 +94,9 @@ sam     -                              -                        -
 """
 
 # --- API actions on r:alice (pending), each in a fresh world --------------------
-# 409 for carol/dora approving: in scope and a reviewer, but the record has not
-# reached their step (district / city) yet.
+# 409 for carol/dora approving or returning: in scope and a reviewer, but the
+# record has not reached their step (district / city) yet; only the level
+# holding a record may return it (issue 19 item 7).
 ACTIONS = """
 user    approve return revoke
 alice   403     403    403
@@ -106,9 +107,9 @@ bob     200     200    403
 pat     403     403    403
 bert    404     404    404
 wes     404     404    404
-carol   409     200    200
+carol   409     409    200
 cody    404     404    404
-dora    409     200    200
+dora    409     409    200
 ivan    404     404    404
 audrey  404     404    404
 sam     404     404    404

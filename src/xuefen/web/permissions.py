@@ -17,14 +17,26 @@ from xuefen.web.models import Org, Profile, Record, Role, Status, Teacher
 
 NOTHING = Q(pk__in=[])
 
-# Which role moves a record out of which state (the review chain of
-# 北京 第三条 / 赤峰 第十四、十五条 / 山东 第十九、二十条).
+# The review chain (北京 第三条 / 赤峰 第十四、十五条 / 山东 第十九、二十条):
+# which level holds a record in each state, the approval it performs and the
+# state that follows.  The level holding a record is the only one that may
+# approve, return or correct it there; views, the API and the queues derive
+# what they show and allow from this one table.
+REVIEW_CHAIN: tuple[tuple[str, str, str, str], ...] = (
+    # (state, holding role, approval action, next state)
+    (Status.PENDING, Role.SCHOOL_OFFICER, "school_approve", Status.SCHOOL_APPROVED),
+    (Status.SCHOOL_APPROVED, Role.DISTRICT_OFFICE, "district_approve", Status.DISTRICT_APPROVED),
+    (Status.DISTRICT_APPROVED, Role.CITY_CENTER, "certify", Status.CERTIFIED),
+)
+
+# Which role moves a record out of which state, by approval action.
 TRANSITIONS: dict[str, dict[str, str]] = {
-    "school_approve": {"role": Role.SCHOOL_OFFICER, "from": Status.PENDING, "to": Status.SCHOOL_APPROVED},
-    "district_approve": {"role": Role.DISTRICT_OFFICE, "from": Status.SCHOOL_APPROVED,
-                         "to": Status.DISTRICT_APPROVED},
-    "certify": {"role": Role.CITY_CENTER, "from": Status.DISTRICT_APPROVED, "to": Status.CERTIFIED},
+    action: {"role": holder, "from": state, "to": after} for state, holder, action, after in REVIEW_CHAIN
 }
+HOLDER: dict[str, str] = {state: holder for state, holder, _action, _after in REVIEW_CHAIN}
+REVIEW_ROLES = tuple(holder for _state, holder, _action, _after in REVIEW_CHAIN)
+# Revocation (山东 第二十三条) is the district's and the city's, in any state but revoked.
+REVOKE_ROLES = (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
 
 # States whose credits count toward the teacher's figures.  Pending and
 # returned records are shown to the teacher but do not count yet.
@@ -112,9 +124,9 @@ def can_transition(user: Any, record: Record, action: str) -> bool:
     if action in TRANSITIONS:
         return p.role == TRANSITIONS[action]["role"]
     if action in ("return", "correct"):
-        return p.role in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+        return p.role in REVIEW_ROLES
     if action == "revoke":
-        return p.role in (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+        return p.role in REVOKE_ROLES
     if action == "spot_check":
         return p.role == Role.DISTRICT_OFFICE
     return False
@@ -184,3 +196,86 @@ def sees_full_id_number(user: Any) -> bool:
     """Full 身份证号 only for those who must match identities: the district
     office and city center.  Everyone else sees it masked."""
     return role(user) in (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+# --- review chain, queues and record actions (office work) -------------------
+
+
+def holds(user: Any, record: Record) -> bool:
+    """Whether the user's level is the one holding ``record`` in its current
+    state (the school a pending record, the district a school-approved one…).
+    Only that level may approve, return or correct it there."""
+    return HOLDER.get(record.status) == role(user)
+
+
+def approve_step(user: Any) -> str | None:
+    """The approval action this user's role performs in the chain, if any."""
+    r = role(user)
+    return next((action for _s, holder, action, _a in REVIEW_CHAIN if holder == r), None)
+
+
+def queue_state(user: Any) -> str | None:
+    """The state of the records waiting for this user's level."""
+    r = role(user)
+    return next((state for state, holder, _a, _n in REVIEW_CHAIN if holder == r), None)
+
+
+RECORD_ACTIONS = ("school_approve", "district_approve", "certify", "return", "correct", "revoke")
+
+
+def record_actions(user: Any, record: Record) -> set[str]:
+    """The actions this user may take on ``record`` in its current state:
+    scope and role (:func:`can_transition`) and the chain's state rules,
+    which the services check again under the row lock."""
+    out: set[str] = set()
+    for action in RECORD_ACTIONS:
+        if not can_transition(user, record, action):
+            continue
+        if action in TRANSITIONS:
+            ok = record.status == TRANSITIONS[action]["from"]
+        elif action in ("return", "correct"):
+            ok = holds(user, record)
+        else:
+            ok = record.status != Status.REVOKED
+        if ok:
+            out.add(action)
+    return out
+
+
+def is_officer(user: Any) -> bool:
+    """Officer pages (dashboards, 公示, teacher pages): the roles that act on
+    a node of the tree."""
+    p = profile(user)
+    return bool(p and p.role in OFFICER_ROLES and p.org is not None)
+
+
+def is_teacher(user: Any) -> bool:
+    return role(user) == Role.TEACHER
+
+
+def is_sysadmin(user: Any) -> bool:
+    return role(user) == Role.SYSADMIN
+
+
+def can_spot_check(user: Any, org: Org) -> bool:
+    """抽检 (朝阳 第三十条; 山东 第十四条): the district office, in its district."""
+    p = profile(user)
+    return bool(p and p.role == Role.DISTRICT_OFFICE and p.org is not None and org.path.startswith(p.org.path))
+
+
+def can_enter_school_credits(user: Any) -> bool:
+    """The 录入校本研修学分 page: school officers (each teacher is checked by
+    :func:`can_enter_school_record`)."""
+    p = profile(user)
+    return bool(p and p.role == Role.SCHOOL_OFFICER and p.org is not None)
+
+
+def can_administer(user: Any) -> bool:
+    """The administration pages (org tree, accounts and roles, policy binding
+    and options, declaration windows): the system administrator only."""
+    return is_sysadmin(user)
+
+
+def can_view_bulk_job(user: Any, job: Any) -> bool:
+    """A batch review job's page: the officer who started it."""
+    return bool(getattr(user, "is_authenticated", False) and job.actor_id == user.pk)

@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 from xuefen.engine.report import as_dict
 from xuefen.web import permissions as perm
 from xuefen.web.api import serializers as s
-from xuefen.web.models import ImportBatch, Record, Role, Status, Teacher
+from xuefen.web.models import ImportBatch, Record, Status, Teacher
 from xuefen.web.services import ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 
@@ -79,9 +79,6 @@ ERRORS = {
     409: OpenApiResponse(description="版本已过期或记录状态已变化（乐观锁）"),
 }
 
-# The approval step each reviewing role performs (the review chain of permissions.TRANSITIONS).
-APPROVE_STEP: dict[str, str] = {Role.SCHOOL_OFFICER: "school_approve", Role.DISTRICT_OFFICE: "district_approve",
-                Role.CITY_CENTER: "certify"}
 
 
 @extend_schema_view(
@@ -122,7 +119,7 @@ class RecordViewSet(viewsets.ReadOnlyModelViewSet):
                    responses={200: s.RecordSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
-        step = APPROVE_STEP.get(perm.role(request.user) or "")
+        step = perm.approve_step(request.user)
 
         def run(actor: ledger.Actor, record_id: int, body: s.ActionSerializer) -> Record:
             if step is None:
@@ -169,7 +166,7 @@ class DeclarationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
         return Record.objects.for_user(self.request.user)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if perm.role(request.user) != Role.TEACHER:
+        if not perm.is_teacher(request.user):
             raise exceptions.PermissionDenied("只有教师本人可以申报")
         teacher = Teacher.objects.for_user(request.user).select_related("school").first()
         if teacher is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,25 +29,13 @@ from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Notification, Org, Record, Role, Source, Status, Teacher
 from xuefen.web.services import audit
+
+# Re-exported (``as``): callers written before services.base import them from here.
+from xuefen.web.services.base import Actor as Actor
+from xuefen.web.services.base import Conflict as Conflict
+from xuefen.web.services.base import Denied as Denied
+from xuefen.web.services.base import ServiceError as ServiceError
 from xuefen.web.services.evaluation import FACT_FIELDS, price_records, refresh_result
-
-
-class ServiceError(Exception):
-    """A refused action, with a message for the user in Chinese."""
-
-
-class Denied(ServiceError):
-    pass
-
-
-class Conflict(ServiceError):
-    pass
-
-
-@dataclass(frozen=True)
-class Actor:
-    user: Any
-    ip: str | None = None
 
 
 def snapshot(r: Record) -> dict[str, Any]:
@@ -112,6 +99,16 @@ def _next_uid(teacher: Teacher, prefix: str) -> str:
     while teacher.records.filter(uid=f"{prefix}{n:04d}").exists():
         n += 1
     return f"{prefix}{n:04d}"
+
+
+def notice(record: Record, reason: str = "") -> str:
+    """The teacher's notification, worded once: a state's label already says
+    what happened ("已认定", "学校已审核"), so nothing is put before it (it
+    used to read "已已认定", "已学校已审核")."""
+    title = record.title or record.uid
+    if record.status == Status.RETURNED:
+        return f"您的记录“{title}”被退回：{reason}"
+    return f"您的记录“{title}”现为“{record.get_status_display()}”"
 
 
 def _notify(record: Record, message: str) -> None:
@@ -178,6 +175,16 @@ def _locked(record_id: int, expected_version: int | None, actor: Actor | None = 
     return record
 
 
+def _held_by_actor(actor: Actor, record: Record, verb: str) -> None:
+    """Issue 19 item 7: only the level holding a record (permissions.REVIEW_CHAIN)
+    may return or correct it; a school officer cannot pull back a record the
+    district has already approved."""
+    if not perm.holds(actor.user, record):
+        holder = perm.HOLDER.get(record.status)
+        where = f"，现由{Role(holder).label}处理" if holder else ""
+        raise Conflict(f"记录当前状态为“{record.get_status_display()}”{where}，不能{verb}")
+
+
 def _settle(actor: Actor, record: Record, action: str, before: dict[str, Any], comment: str, message: str) -> Record:
     """The common end of every officer's action: bump the version, save, log
     before/after, tell the teacher, re-evaluate her."""
@@ -203,8 +210,7 @@ def transition(actor: Actor, record_id: int, action: str, expected_version: int 
     before = snapshot(record)
     record.status = step["to"]
     record.status_reason = comment
-    return _settle(actor, record, action, before, comment,
-                   f"您的记录“{record.title or record.uid}”已{record.get_status_display()}")
+    return _settle(actor, record, action, before, comment, notice(record))
 
 
 @transaction.atomic
@@ -212,8 +218,7 @@ def return_record(actor: Actor, record_id: int, comment: str, expected_version: 
     if not comment.strip():
         raise ServiceError("退回须填写理由")
     record = _locked(record_id, expected_version, actor, "return")
-    if record.status in (Status.REVOKED, Status.RETURNED, Status.CERTIFIED):
-        raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能退回")
+    _held_by_actor(actor, record, "退回")
     before = snapshot(record)
     record.status = Status.RETURNED
     record.status_reason = comment.strip()
@@ -228,8 +233,7 @@ def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], commen
     if not comment.strip():
         raise ServiceError("更正须说明理由")
     record = _locked(record_id, expected_version, actor, "correct")
-    if record.status in (Status.REVOKED, Status.CERTIFIED):
-        raise Conflict(f"记录当前状态为“{record.get_status_display()}”，不能更正")
+    _held_by_actor(actor, record, "更正")
     before = snapshot(record)
     current = {name: getattr(record, name) for name in FACT_FIELDS}
     current["credits"] = record.preset_credits

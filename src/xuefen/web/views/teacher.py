@@ -22,7 +22,7 @@ from xuefen.engine.evaluate import ScopeResult
 from xuefen.engine.report import as_dict, category_required, plan
 from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
-from xuefen.web.models import Evidence, Record, Role, Source, Status, Teacher
+from xuefen.web.models import Evidence, Record, Source, Status, Teacher
 from xuefen.web.services import ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
@@ -33,7 +33,7 @@ CHOICE_FIELDS = ("form", "level", "location", "result", "role", "achievement", "
 
 
 def _own_teacher(request: HttpRequest) -> Teacher:
-    if perm.role(request.user) != Role.TEACHER:
+    if not perm.is_teacher(request.user):
         raise Http404
     teacher = Teacher.objects.for_user(request.user).select_related("school").first()
     if teacher is None:
@@ -219,11 +219,12 @@ def resubmit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Record.objects.for_user(request.user).select_related("teacher__school"), pk=pk)
-    is_owner = perm.role(request.user) == Role.TEACHER and record.teacher.user_id == request.user.pk
+    allowed = perm.record_actions(request.user, record)
+    is_owner = perm.is_teacher(request.user) and record.teacher.user_id == request.user.pk
     return render(request, "xuefen/record_detail.html", {
         "record": record, "evidence": record.evidence.all(),
-        "can": {a: perm.can_transition(request.user, record, a) for a in
-                ("school_approve", "district_approve", "certify", "return", "revoke")},
+        "can": {a: a in allowed for a in ("school_approve", "district_approve", "certify", "return", "revoke")},
+        "can_correct": "correct" in allowed,
         "show_full_id": perm.sees_full_id_number(request.user),
         "can_resubmit": is_owner and record.status == Status.RETURNED,
         "is_owner": is_owner,
