@@ -188,3 +188,9 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# --- office work (issue 16) ---
+# A batch review over more records than this runs as a background job with a
+# progress bar (services.review); without a broker it runs in the request.
+REVIEW_BACKGROUND_RECORDS = int(os.environ.get("XUEFEN_REVIEW_BACKGROUND_RECORDS", "300"))
+REVIEW_PAGE_SIZE = 50

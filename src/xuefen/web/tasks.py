@@ -27,3 +27,10 @@ def commit_import(batch_id: int, user_id: int, ip: str | None = None) -> str:
     user = get_user_model().objects.get(pk=user_id)
     batch = imports.commit_batch(Actor(user, ip), ImportBatch.objects.select_related("org").get(pk=batch_id))
     return str(batch.state)
+
+
+@app.task(name="xuefen.review.bulk")
+def bulk_review(job_id: int, ip: str | None = None) -> str:
+    from xuefen.web.services import review
+
+    return str(review.run_job(job_id, ip).state)

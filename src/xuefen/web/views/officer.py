@@ -11,22 +11,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from xuefen.web import permissions as perm
-from xuefen.web.models import Org, OrgKind, Profile, Record, Role, Status, Teacher, TeacherResult
-from xuefen.web.services import ledger, tallies
+from xuefen.web.models import Org, OrgKind, Profile, Record, Status, Teacher, TeacherResult
+from xuefen.web.services import tallies
 from xuefen.web.services.tallies import FAILED, IN_PROGRESS, PASSED
-from xuefen.web.views.common import client_ip
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
 AT_RISK_SHOWN = 20
@@ -34,7 +30,7 @@ AT_RISK_SHOWN = 20
 
 def _officer(request: HttpRequest) -> Profile:
     p = perm.profile(request.user)
-    if p is None or p.role not in perm.OFFICER_ROLES or p.org is None:
+    if p is None or not perm.is_officer(request.user):
         raise Http404
     return p
 
@@ -151,7 +147,7 @@ def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "at_risk_total": risk_total, "queue": queue, "chart": _chart(rows), "totals": totals, "year": year,
         "today": today, "year_rate": _share(totals["year_passed"], totals["year_checked"]),
         "status_filter": status_filter, "show_full_id": perm.sees_full_id_number(request.user),
-        "can_review": p.role in QUEUE_STATUS, "is_school": node.kind == OrgKind.SCHOOL,
+        "can_review": perm.queue_state(request.user) is not None, "is_school": node.kind == OrgKind.SCHOOL,
     })
 
 
@@ -206,7 +202,7 @@ def publicity(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @login_required
 def teacher_detail(request: HttpRequest, pk: int) -> HttpResponse:
     teacher = get_object_or_404(Teacher.objects.for_user(request.user).select_related("school"), pk=pk)
-    if perm.role(request.user) == Role.TEACHER:
+    if perm.is_teacher(request.user):
         return redirect("teacher-home")
     # Institution staff see the records their institution imported, not the
     # teacher's other records, nor her verdict (permissions decides both).
@@ -218,77 +214,3 @@ def teacher_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary), **summary,
         "show_full_id": perm.sees_full_id_number(request.user), "breadcrumb": breadcrumb,
     })
-
-
-QUEUE_STATUS: dict[str, tuple[str, str]] = {
-    Role.SCHOOL_OFFICER: (Status.PENDING, "school_approve"),
-    Role.DISTRICT_OFFICE: (Status.SCHOOL_APPROVED, "district_approve"),
-    Role.CITY_CENTER: (Status.DISTRICT_APPROVED, "certify"),
-}
-QUEUE_STATES = (Status.PENDING, Status.SCHOOL_APPROVED, Status.DISTRICT_APPROVED, Status.CERTIFIED,
-                Status.RETURNED, Status.REVOKED)
-
-
-@login_required
-def review_queue(request: HttpRequest) -> HttpResponse:
-    p = _officer(request)
-    if p.role not in QUEUE_STATUS:
-        raise Http404
-    mine, action = QUEUE_STATUS[p.role]
-    scoped = Record.objects.for_user(request.user)
-    params = {k: request.GET.get(k, "").strip() for k in ("q", "year", "school", "category", "status")}
-    status = params["status"] or mine
-    records = scoped.select_related("teacher__school").order_by("created_at", "pk")
-    if status != "all":
-        records = records.filter(status=status)
-    if params["q"]:
-        q = params["q"]
-        records = records.filter(Q(teacher__name__contains=q) | Q(teacher__teacher_no=q) | Q(title__contains=q))
-    if params["year"].isdigit():
-        records = records.filter(year=int(params["year"]))
-    if params["school"].isdigit():
-        school = Org.objects.filter(perm.org_scope(request.user), pk=int(params["school"])).first()
-        records = (records.filter(teacher__school__path__startswith=school.path) if school is not None
-                   else records.none())
-    if params["category"]:
-        records = records.filter(credit_category=params["category"])
-    counts = {row["status"]: row["n"] for row in scoped.values("status").annotate(n=Count("id"))}
-    status_tabs = [(s, Status(s).label, counts.get(s, 0)) for s in QUEUE_STATES]
-    return render(request, "xuefen/review_queue.html", {
-        "records": records[:200], "count": records.count(), "action": action, "params": params, "status": status,
-        "mine": mine, "status_tabs": status_tabs,
-        "schools": Org.objects.filter(perm.org_scope(request.user), kind=OrgKind.SCHOOL).order_by("path"),
-        "years": sorted({y for y in scoped.values_list("year", flat=True).distinct()}, reverse=True),
-        "categories": sorted(c for c in scoped.values_list("credit_category", flat=True).distinct() if c),
-    })
-
-
-@login_required
-@require_POST
-def review_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    actor = ledger.Actor(request.user, client_ip(request))
-    version = request.POST.get("version")
-    expected = int(version) if version and version.isdigit() else None
-    comment = request.POST.get("comment", "")
-    try:
-        if action in perm.TRANSITIONS:
-            record = ledger.transition(actor, pk, action, expected, comment)
-        elif action == "return":
-            record = ledger.return_record(actor, pk, comment, expected)
-        elif action == "revoke":
-            record = ledger.revoke_record(actor, pk, comment, expected)
-        else:
-            raise Http404
-    except Record.DoesNotExist:
-        raise Http404 from None
-    except ledger.Denied:
-        raise Http404 from None
-    except ledger.ServiceError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, _("%(teacher)s 的“%(title)s”现为：%(status)s") % {
-            "teacher": record.teacher.name, "title": record.title or record.uid, "status": record.get_status_display()})
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return redirect(target)
-    return redirect("review-queue")

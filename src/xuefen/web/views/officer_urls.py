@@ -1,6 +1,6 @@
 from django.urls import path
 
-from xuefen.web.views import officer
+from xuefen.web.views import officer, review
 
 urlpatterns = [
     path("dashboard/", officer.dashboard, name="dashboard"),
@@ -9,6 +9,9 @@ urlpatterns = [
     path("publicity/", officer.publicity, name="publicity"),
     path("publicity/<int:pk>/", officer.publicity, name="publicity-org"),
     path("teachers/<int:pk>/", officer.teacher_detail, name="teacher-detail"),
-    path("review/", officer.review_queue, name="review-queue"),
-    path("review/<int:pk>/<str:action>/", officer.review_action, name="review-action"),
+    path("review/", review.review_queue, name="review-queue"),
+    path("review/bulk/", review.review_bulk, name="review-bulk"),
+    path("review/jobs/<int:pk>/", review.review_job, name="review-job"),
+    path("review/jobs/<int:pk>/progress/", review.review_job_progress, name="review-job-progress"),
+    path("review/<int:pk>/<str:action>/", review.review_action, name="review-action"),
 ]

@@ -1,0 +1,165 @@
+"""The office's daily work (issue 16) and the review chain's holder rule
+(issue 19 item 7): each defect here had its test fail before the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from tests.web.conftest import World
+
+from xuefen.web import permissions as perm
+from xuefen.web.models import AuditEntry, BulkReview, Notification, Record, Status, TeacherResult
+from xuefen.web.services import ledger, review
+
+
+def client_for(world: World, who: str) -> Client:
+    c = Client()
+    c.force_login(world.users[who])
+    return c
+
+
+# --- issue 19 item 7: only the level holding a record may return it --------------------------
+
+
+def test_school_officer_cannot_return_a_district_approved_record(world: World) -> None:
+    r = world.record("alice", status=Status.DISTRICT_APPROVED)
+    with pytest.raises(ledger.Conflict):
+        ledger.return_record(ledger.Actor(world.users["bob"]), r.pk, "请补充材料")
+    assert Record.objects.get(pk=r.pk).status == Status.DISTRICT_APPROVED
+
+
+def test_school_officer_return_by_post_is_refused(world: World) -> None:
+    r = world.record("alice", status=Status.DISTRICT_APPROVED)
+    response = client_for(world, "bob").post(f"/review/{r.pk}/return/", {"comment": "请补充材料"})
+    assert response.status_code in (302, 409)
+    assert Record.objects.get(pk=r.pk).status == Status.DISTRICT_APPROVED
+
+
+def test_api_return_by_a_level_not_holding_the_record_is_409(world: World) -> None:
+    r = world.record("alice", status=Status.SCHOOL_APPROVED)
+    response = client_for(world, "bob").post(f"/api/records/{r.pk}/return/", {"comment": "x", "version": r.version},
+                                             content_type="application/json")
+    assert response.status_code == 409
+    response = client_for(world, "carol").post(f"/api/records/{r.pk}/return/",
+                                               {"comment": "请补充", "version": r.version},
+                                               content_type="application/json")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("status", "who", "allowed"), [
+    (Status.PENDING, "bob", {"school_approve", "return", "correct"}),
+    (Status.PENDING, "carol", {"revoke"}),
+    (Status.SCHOOL_APPROVED, "bob", set()),
+    (Status.SCHOOL_APPROVED, "carol", {"district_approve", "return", "correct", "revoke"}),
+    (Status.DISTRICT_APPROVED, "dora", {"certify", "return", "correct", "revoke"}),
+    (Status.REVOKED, "carol", set()),
+    (Status.PENDING, "pat", set()),
+])
+def test_record_actions_derive_from_the_chain(world: World, status: str, who: str, allowed: set[str]) -> None:
+    r = world.record("alice", status=status)
+    assert perm.record_actions(world.users[who], r) == allowed
+
+
+# --- issue 16 item 7 and item 5 defects ----------------------------------------------------
+
+
+def test_category_filter_lists_each_category_once(world: World) -> None:
+    for _ in range(4):
+        world.record("alice")
+        world.record("anna")
+    categories = client_for(world, "bob").get("/review/").context["categories"]
+    assert categories and len(categories) == len(set(categories))
+
+
+def test_notifications_are_worded_once(world: World) -> None:
+    r = world.record("alice")
+    ledger.transition(ledger.Actor(world.users["bob"]), r.pk, "school_approve")
+    ledger.transition(ledger.Actor(world.users["carol"]), r.pk, "district_approve")
+    ledger.transition(ledger.Actor(world.users["dora"]), r.pk, "certify")
+    messages = list(Notification.objects.filter(record=r).values_list("message", flat=True))
+    assert len(messages) == 3
+    assert not [m for m in messages if "已已" in m or "已学校" in m or "已区县" in m], messages
+
+
+def test_favicon_is_served_and_linked(world: World, client: Client) -> None:
+    assert client.get("/favicon.ico").status_code in (200, 301, 302)
+    page = client.get("/login/").content.decode()
+    assert 'rel="icon"' in page
+
+
+# --- batch review ---------------------------------------------------------------------------
+
+
+def test_bulk_approve_is_all_or_nothing_with_one_audit_entry_per_record(world: World) -> None:
+    rs = [world.record("alice") for _ in range(3)] + [world.record("anna")]
+    stale = world.record("anna", status=Status.SCHOOL_APPROVED)
+    actor = ledger.Actor(world.users["bob"])
+    with pytest.raises(ledger.Conflict):
+        review.bulk_review(actor, [r.pk for r in rs] + [stale.pk], "approve")
+    assert set(Record.objects.filter(pk__in=[r.pk for r in rs]).values_list("status", flat=True)) == {Status.PENDING}
+    assert review.bulk_review(actor, [r.pk for r in rs], "approve") == 4
+    assert set(Record.objects.filter(pk__in=[r.pk for r in rs]).values_list("status", flat=True)) == {
+        Status.SCHOOL_APPROVED}
+    entries = AuditEntry.objects.filter(action="school_approve", object_id__in=[str(r.pk) for r in rs])
+    assert entries.count() == 4
+    assert TeacherResult.objects.get(teacher=world.teachers["alice"]).year_total > 0
+
+
+def test_bulk_refuses_records_outside_scope(world: World) -> None:
+    mine, theirs = world.record("alice"), world.record("will")
+    with pytest.raises(ledger.Denied):
+        review.bulk_review(ledger.Actor(world.users["bob"]), [mine.pk, theirs.pk], "approve")
+    assert Record.objects.get(pk=mine.pk).status == Status.PENDING
+
+
+def test_bulk_return_needs_a_reason(world: World) -> None:
+    r = world.record("alice")
+    with pytest.raises(ledger.ServiceError):
+        review.bulk_review(ledger.Actor(world.users["bob"]), [r.pk], "return", " ")
+
+
+def test_queue_is_paginated_and_select_filtered_approves_every_page(world: World, settings: Any) -> None:
+    settings.REVIEW_PAGE_SIZE = 5
+    for i in range(12):
+        world.record("alice" if i % 2 else "anna")
+    bob = client_for(world, "bob")
+    page = bob.get("/review/")
+    assert len(page.context["records"]) == 5 and page.context["count"] == 12
+    assert len(bob.get("/review/", {"page": 3}).context["records"]) == 2
+    query = "status=pending&q=alice"
+    response = bob.post("/review/bulk/", {"scope": "filtered", "query": query, "expected": "6", "action": "approve"})
+    assert response.status_code == 302
+    assert Record.objects.filter(teacher__name="alice", status=Status.SCHOOL_APPROVED).count() == 6
+    assert Record.objects.filter(teacher__name="anna", status=Status.PENDING).count() == 6
+
+
+def test_select_filtered_refuses_when_the_count_moved(world: World) -> None:
+    for _ in range(3):
+        world.record("alice")
+    bob = client_for(world, "bob")
+    bob.post("/review/bulk/", {"scope": "filtered", "query": "status=pending", "expected": "2", "action": "approve"})
+    assert Record.objects.filter(status=Status.PENDING).count() == 3
+
+
+def test_large_selection_runs_as_a_job_with_progress(world: World, settings: Any) -> None:
+    settings.REVIEW_BACKGROUND_RECORDS = 2
+    rs = [world.record("alice") for _ in range(4)]
+    bob = client_for(world, "bob")
+    response = bob.post("/review/bulk/", {"ids": [str(r.pk) for r in rs], "action": "approve", "query": ""})
+    job = BulkReview.objects.get()
+    assert response["Location"] == f"/review/jobs/{job.pk}/"
+    assert job.state == BulkReview.State.DONE and job.done == 4
+    assert bob.get(f"/review/jobs/{job.pk}/").status_code == 200
+    assert client_for(world, "bert").get(f"/review/jobs/{job.pk}/").status_code == 404
+
+
+def test_search_by_record_number_and_teacher_number(world: World) -> None:
+    a, b = world.record("alice"), world.record("anna")
+    second = world.record("anna")  # X002: record numbers are per teacher
+    bob = client_for(world, "bob")
+    assert [r.pk for r in bob.get("/review/", {"q": second.uid}).context["records"]] == [second.pk]
+    assert {r.pk for r in bob.get("/review/", {"q": a.uid}).context["records"]} == {a.pk, b.pk}
+    found = bob.get("/review/", {"q": world.teachers["anna"].teacher_no}).context["records"]
+    assert {r.pk for r in found} == {b.pk, second.pk}
