@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -163,3 +164,44 @@ def test_search_by_record_number_and_teacher_number(world: World) -> None:
     assert {r.pk for r in bob.get("/review/", {"q": a.uid}).context["records"]} == {a.pk, b.pk}
     found = bob.get("/review/", {"q": world.teachers["anna"].teacher_no}).context["records"]
     assert {r.pk for r in found} == {b.pk, second.pk}
+
+
+# --- item 5: what the teacher and the reviewer read -------------------------------------------
+
+
+def test_capped_amount_is_said_in_plain_words_on_the_record(world: World) -> None:
+    # 永吉: 校本研修 at most 24 credits a year (学时与学分标准); 40 h + 12 h × 0.5 = 26.
+    world.record("alice", status=Status.SCHOOL_APPROVED, form="校本", level="", hours=Decimal(40), title="校本甲")
+    world.record("alice", status=Status.SCHOOL_APPROVED, form="校本", level="", hours=Decimal(12), title="校本乙")
+    html = client_for(world, "alice").get("/me/").content.decode()
+    assert "本年校本研修已达上限24学分，此条6学分中计入4学分" in html
+    html = client_for(world, "bob").get(f"/teachers/{world.teachers['alice'].pk}/").content.decode()
+    assert "此条6学分中计入4学分" in html
+
+
+def test_revoked_record_says_so(world: World) -> None:
+    r = world.record("alice", status=Status.SCHOOL_APPROVED)
+    ledger.revoke_record(ledger.Actor(world.users["carol"]), r.pk, "证书系伪造")
+    html = client_for(world, "alice").get(f"/records/{r.pk}/").content.decode()
+    assert "此记录已撤销，不计入学分" in html
+    assert "此记录已撤销，不计入学分" in client_for(world, "alice").get("/me/").content.decode()
+
+
+def test_no_policy_code_or_doubled_year_in_what_the_record_page_says(world: World) -> None:
+    r = world.record("alice", status=Status.SCHOOL_APPROVED, title="区级培训")
+    html = client_for(world, "bob").get(f"/records/{r.pk}/").content.decode()
+    assert "yongji" not in html
+    assert "2026年 区级培训" not in html
+    assert "2026年 区级培训" not in client_for(world, "alice").get("/me/").content.decode()
+
+
+def test_audit_log_speaks_chinese_and_names_the_operator(world: World) -> None:
+    bob = world.users["bob"]
+    bob.first_name = "王老师"
+    bob.save()
+    r = world.record("alice")
+    ledger.transition(ledger.Actor(bob), r.pk, "school_approve")
+    html = client_for(world, "audrey").get("/audit/").content.decode()
+    assert "学分记录" in html and ">Record" not in html
+    assert "school_approved" not in html and "学校已审核" in html
+    assert "王老师" in html

@@ -400,3 +400,38 @@ class BulkReview(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class SpotCheck(models.Model):
+    """抽检 (朝阳 第三十条; 山东 第十四条): a sample of the counting records
+    under a district, drawn by a rule (year, source, category, size) and a
+    seed, so the same draw can be replayed from the rule and the seed."""
+
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="spot_checks")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    seed = models.BigIntegerField()
+    size = models.PositiveIntegerField()
+    rule = models.JSONField(default=dict, blank=True)
+    pool = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class SpotCheckItem(models.Model):
+    class Result(models.TextChoices):
+        OPEN = "open", _("待核查")
+        PASSED = "passed", _("属实")
+        FAILED = "failed", _("不属实")
+
+    spot_check = models.ForeignKey(SpotCheck, on_delete=models.CASCADE, related_name="items")
+    record = models.ForeignKey(Record, on_delete=models.PROTECT, related_name="spot_checks")
+    result = models.CharField(max_length=8, choices=Result.choices, default=Result.OPEN)
+    note = models.TextField(blank=True)
+    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["record_id"]

@@ -15,5 +15,7 @@ urlpatterns = [
     path("", include("xuefen.web.views.officer_urls")),
     path("", include("xuefen.web.views.import_urls")),
     path("", include("xuefen.web.views.audit_urls")),
+    path("", include("xuefen.web.views.manage_urls")),
+    path("", include("xuefen.web.views.office_urls")),
     path("api/", include("xuefen.web.api.urls")),
 ]

@@ -36,7 +36,7 @@ from xuefen.engine.report import as_dict
 from xuefen.web import permissions as perm
 from xuefen.web.api import serializers as s
 from xuefen.web.models import ImportBatch, Record, Status, Teacher
-from xuefen.web.services import ledger
+from xuefen.web.services import accounts, ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 
 
@@ -245,12 +245,11 @@ class TokenView(APIView):
     @extend_schema(summary="生成（或轮换）令牌；令牌只在此时返回一次", request=None,
                    responses={201: s.TokenSerializer})
     def post(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
-        token = Token.objects.create(user=request.user)
+        token = accounts.issue_token(ledger.Actor(request.user, client_ip(request)))
         return Response({"token": token.key, "created": token.created, "expires": self._expires(token)},
                         status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="吊销令牌", request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        accounts.revoke_token(ledger.Actor(request.user, client_ip(request)))
         return Response(status=status.HTTP_204_NO_CONTENT)

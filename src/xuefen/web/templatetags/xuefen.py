@@ -42,3 +42,25 @@ def verdict_class(value: Any) -> str:
 @register.filter
 def measure_unit(value: Any) -> str:
     return {"hours": _("学时"), "count": _("次")}.get(str(value), _("学分"))
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``mapping[key]`` in a template (None when absent)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def plain_explanation(record: Any) -> str:
+    """A record's explanation without the year and title its row shows."""
+    from xuefen.web.wording import explanation
+
+    text = getattr(record, "engine_explanation", None) or record.explanation
+    return explanation(text, record.year, record.title, record.uid)
+
+
+@register.filter
+def policy_name(policy_id: str) -> str:
+    from xuefen.web.wording import policy_name as name
+
+    return name(policy_id)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from xuefen.model import RECORD_FIELDS
 from xuefen.web import permissions as perm
 from xuefen.web.logmask import ID_NUMBER
-from xuefen.web.models import AuditEntry, Org, Role, mask_id_number
+from xuefen.web.models import AuditEntry, Org, Role, Status, mask_id_number
 
 PAGE_SIZE = 50
 
@@ -24,10 +24,24 @@ ACTION_LABELS = {
     "declare": "教师申报", "school_entry": "学校录入", "school_approve": "学校审核", "district_approve": "区县审核",
     "certify": "市级认定", "return": "退回", "correct": "更正", "revoke": "撤销", "resubmit": "重新提交",
     "spot_check": "抽检",
+    # office work (issue 16)
+    "spot_check_result": "抽检结果", "password_change": "修改密码", "password_reset": "重置密码",
+    "account_create": "新建账号", "account_update": "修改账号", "token_issue": "生成令牌", "token_revoke": "吊销令牌",
+    "org_update": "修改单位设置", "org_create": "新建单位", "import": "导入",
+}
+OBJECT_LABELS = {"Record": "学分记录", "Org": "单位", "User": "账号", "ImportBatch": "导入批次", "Teacher": "教师",
+                 "SpotCheck": "抽检"}
+# Stored codes shown as their labels: a reader sees 学校已审核, not school_approved.
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "status": {s.value: str(s.label) for s in Status},
+    "role": {r.value: str(r.label) for r in Role},
+    "result": {"open": "待核查", "passed": "属实", "failed": "不属实"},
 }
 FIELD_LABELS = {key: label for key, (label, _kind) in RECORD_FIELDS.items()}
 FIELD_LABELS.update(uid="记录编号", status="状态", credits="学分", preset_credits="认定学分", version="版本",
-                    seed="随机种子", records="抽中记录", pool="候选记录数")
+                    seed="随机种子", records="抽中记录", pool="候选记录数", rule="抽取条件", note="说明",
+                    policy="学分政策", policy_options="政策选项", declaration_months="申报月份", username="用户名",
+                    org="所属单位", active="启用", name="名称", kind="类型", parent="上级单位")
 
 
 def _day(value: str) -> dt.date | None:
@@ -56,9 +70,18 @@ def diff(entry: AuditEntry, full_ids: bool) -> list[dict[str, Any]]:
         old, new = before.get(key), after.get(key)
         if old == new or (not before and new in (None, "")):
             continue
+        labels = VALUE_LABELS.get(key, {})
+        old = labels.get(old, old) if isinstance(old, str) else old
+        new = labels.get(new, new) if isinstance(new, str) else new
         rows.append({"field": FIELD_LABELS.get(key, key), "key": key, "before": _show(old, full_ids),
                      "after": _show(new, full_ids), "had_before": key in before, "has_after": key in after})
     return rows
+
+
+def _operator(entry: AuditEntry) -> str:
+    """The operator's name (the account's full name), with the user name."""
+    full = entry.actor.get_full_name() if entry.actor is not None else ""
+    return f"{full}（{entry.actor_name}）" if full else entry.actor_name
 
 
 @login_required
@@ -90,14 +113,17 @@ def log_view(request: HttpRequest) -> HttpResponse:
     if end:
         entries = entries.filter(at__lt=_start_of(end + dt.timedelta(days=1)))
 
-    page = Paginator(entries.order_by("-at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(entries.select_related("actor").order_by("-at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     full_ids = perm.sees_full_id_number(request.user)
     rows = [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "diff": diff(e, full_ids),
+             "object": OBJECT_LABELS.get(e.object_type, e.object_type), "operator": _operator(e),
              "comment": _show(e.comment, full_ids)} for e in page]
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "xuefen/audit_log.html", {
         "rows": rows, "page": page, "params": params, "query": query.urlencode(), "orgs": orgs,
-        "actions": [(a, ACTION_LABELS.get(a, a)) for a in sorted(set(scoped.values_list("action", flat=True)))],
-        "object_types": sorted(set(scoped.values_list("object_type", flat=True))),
+        "actions": [(a, ACTION_LABELS.get(a, a)) for a in
+                    sorted(set(scoped.values_list("action", flat=True).order_by()))],
+        "object_types": [(t, OBJECT_LABELS.get(t, t)) for t in
+                         sorted(set(scoped.values_list("object_type", flat=True).order_by()))],
     })

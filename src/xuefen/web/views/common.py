@@ -21,6 +21,9 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("publicity", _("公示"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL)),
     ("imports", _("导入"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
     ("audit-log", _("审计日志"), (Role.AUDITOR, Role.SYSADMIN)),
+    ("spot-checks", _("抽检"), (Role.DISTRICT_OFFICE,)),
+    ("school-credits", _("录入校本研修学分"), (Role.SCHOOL_OFFICER,)),
+    ("manage-orgs", _("管理"), (Role.SYSADMIN,)),
 ]
 
 

@@ -22,8 +22,9 @@ from xuefen.engine.evaluate import ScopeResult
 from xuefen.engine.report import as_dict, category_required, plan
 from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
+from xuefen.web import wording
 from xuefen.web.models import Evidence, Record, Source, Status, Teacher
-from xuefen.web.services import ledger
+from xuefen.web.services import accounts, ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
 
@@ -92,6 +93,8 @@ def teacher_summary(teacher: Teacher) -> dict[str, Any]:
         "needs": [_need_text(n) for n in sorted(the_plan["needs"], key=lambda n: n["year"] is None)],
         "explanations": {r["id"]: r["explanation"] for r in data["records"]},
         "counted_ids": {r["id"] for r in data["records"] if r["counted_in_cycle"]},
+        "record_notes": wording.record_notes(ev),
+        "scope_notes": wording.scope_notes(ev, year),
     }
 
 
@@ -120,9 +123,12 @@ def _year_groups(records: list[Record], summary: dict[str, Any]) -> list[dict[st
     """Records by year, newest first, each year with the engine's total."""
     years = (summary.get("data") or {}).get("years", {})
     explanations = summary.get("explanations", {})
+    notes = summary.get("record_notes", {})
     groups: dict[int, list[Record]] = {}
     for r in records:
         r.engine_explanation = explanations.get(r.uid, r.explanation)  # type: ignore[attr-defined]
+        # Only a counting record's figures are the engine's; a pending one is not in them yet.
+        r.notes = notes.get(r.uid, []) if r.status in perm.COUNTING else []  # type: ignore[attr-defined]
         groups.setdefault(r.year, []).append(r)
     return [{"year": y, "records": rs, "scope": years.get(str(y))} for y, rs in sorted(groups.items(), reverse=True)]
 
@@ -134,7 +140,7 @@ def home(request: HttpRequest) -> HttpResponse:
     records = list(teacher.records.order_by("-year", "-created_at"))
     declarations = [r for r in records if r.source == Source.DECLARATION and r.status != Status.CERTIFIED]
     notifications = list(request.user.notifications.all()[:8])  # type: ignore[union-attr]
-    request.user.notifications.filter(read=False).update(read=True)  # type: ignore[union-attr]
+    accounts.mark_notifications_read(ledger.Actor(request.user, client_ip(request)))
     return render(request, "xuefen/teacher_home.html", {
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary),
         "declarations": declarations, "returned": [r for r in declarations if r.status == Status.RETURNED],
@@ -220,9 +226,11 @@ def resubmit(request: HttpRequest, pk: int) -> HttpResponse:
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Record.objects.for_user(request.user).select_related("teacher__school"), pk=pk)
     allowed = perm.record_actions(request.user, record)
+    ev = evaluate_teacher(record.teacher) if perm.can_view_results(request.user, record.teacher) else None
+    notes = wording.record_notes(ev).get(record.uid, []) if ev is not None and record.status in perm.COUNTING else []
     is_owner = perm.is_teacher(request.user) and record.teacher.user_id == request.user.pk
     return render(request, "xuefen/record_detail.html", {
-        "record": record, "evidence": record.evidence.all(),
+        "record": record, "evidence": record.evidence.all(), "notes": notes,
         "can": {a: a in allowed for a in ("school_approve", "district_approve", "certify", "return", "revoke")},
         "can_correct": "correct" in allowed,
         "show_full_id": perm.sees_full_id_number(request.user),
