@@ -7,12 +7,23 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from tests.web.conftest import World
 
 from xuefen.web import permissions as perm
-from xuefen.web.models import AuditEntry, BulkReview, Notification, Record, Status, TeacherResult
-from xuefen.web.services import ledger, review
+from xuefen.web.models import (
+    AuditEntry,
+    BulkReview,
+    Notification,
+    Record,
+    SpotCheck,
+    SpotCheckItem,
+    Status,
+    Teacher,
+    TeacherResult,
+)
+from xuefen.web.services import ledger, review, spotcheck
 
 
 def client_for(world: World, who: str) -> Client:
@@ -205,3 +216,134 @@ def test_audit_log_speaks_chinese_and_names_the_operator(world: World) -> None:
     assert "学分记录" in html and ">Record" not in html
     assert "school_approved" not in html and "学校已审核" in html
     assert "王老师" in html
+
+
+# --- the new pages --------------------------------------------------------------------------
+
+
+def test_correct_page_keeps_the_old_values_in_history(world: World) -> None:
+    r = world.record("alice", title="区级培训")
+    bob = client_for(world, "bob")
+    page = bob.get(f"/records/{r.pk}/")
+    assert f"/records/{r.pk}/correct/" in page.content.decode()
+    form = bob.get(f"/records/{r.pk}/correct/")
+    assert form.status_code == 200 and form.context["values"]["hours"] == "24"
+    values = {**form.context["values"], "hours": "20", "comment": "按结业证书更正学时", "version": str(r.version)}
+    response = bob.post(f"/records/{r.pk}/correct/", values)
+    assert response.status_code == 302
+    assert Record.objects.get(pk=r.pk).hours == Decimal(20)
+    html = bob.get(f"/records/{r.pk}/").content.decode()
+    assert "更正" in html and "<del>24</del> → <ins>20</ins>" in html and "按结业证书更正学时" in html
+    assert bob.post(f"/records/{r.pk}/correct/", {**values, "comment": ""}).status_code == 400
+    # the district does not hold a pending record: no correction page for it
+    assert client_for(world, "carol").get(f"/records/{r.pk}/correct/").status_code == 404
+
+
+def test_spot_check_draws_by_rule_and_seed_records_a_result_and_revokes(world: World) -> None:
+    for name in ("alice", "anna", "ella", "alice", "anna"):
+        world.record(name, status=Status.SCHOOL_APPROVED)
+    world.record("will", status=Status.SCHOOL_APPROVED)  # 西区: never in 东区's pool
+    carol = client_for(world, "carol")
+    response = carol.post("/spot-checks/", {"size": "3", "seed": "42", "year": "2026"})
+    check = SpotCheck.objects.get()
+    assert response["Location"] == f"/spot-checks/{check.pk}/"
+    drawn = sorted(check.items.values_list("record_id", flat=True))
+    assert check.pool == 5 and len(drawn) == 3
+    assert sorted(spotcheck.pool(world.orgs["east"], {"year": 2026})) == sorted(
+        Record.objects.filter(teacher__school__path__startswith=world.orgs["east"].path).values_list("pk", flat=True))
+    # the same rule and seed draw the same records again
+    again = spotcheck.draw(ledger.Actor(world.users["carol"]), world.orgs["east"], 3, 42, "2026")
+    assert sorted(again.items.values_list("record_id", flat=True)) == drawn
+    item = check.items.first()
+    assert item is not None
+    carol.post(f"/spot-checks/items/{item.pk}/", {"result": "failed", "note": "证书编号查无此证", "revoke": "1"})
+    item.refresh_from_db()
+    assert item.result == SpotCheckItem.Result.FAILED
+    assert Record.objects.get(pk=item.record_id).status == Status.REVOKED
+    assert "证书编号查无此证" in carol.get(f"/spot-checks/{check.pk}/").content.decode()
+    assert client_for(world, "cody").get(f"/spot-checks/{check.pk}/").status_code == 404
+    assert client_for(world, "bob").get("/spot-checks/").status_code == 404
+
+
+def test_school_credits_for_a_list_of_teachers_in_one_form(world: World) -> None:
+    bob = client_for(world, "bob")
+    page = bob.get("/school-credits/")
+    assert [row["teacher"].name for row in page.context["rows"]] == ["alice", "anna"]
+    alice, anna = world.teachers["alice"], world.teachers["anna"]
+    post = {"year": "2026", "title": "校本研修：课堂观察", "form": "校本", "result": "合格",
+            f"hours-{alice.pk}": "10", f"hours-{anna.pk}": "十"}
+    assert bob.post("/school-credits/", post).status_code == 400
+    assert not Record.objects.filter(source="school").exists()  # all or nothing
+    post[f"hours-{anna.pk}"] = "12"
+    assert bob.post("/school-credits/", post).status_code == 302
+    made = Record.objects.filter(source="school").order_by("teacher__teacher_no")
+    assert [(r.teacher.name, r.hours, r.credits, r.status) for r in made] == [
+        ("alice", Decimal(10), Decimal(5), Status.SCHOOL_APPROVED), ("anna", Decimal(12), Decimal(6),
+                                                                     Status.SCHOOL_APPROVED)]
+    assert AuditEntry.objects.filter(action="school_entry").count() == 2
+    ella = world.teachers["ella"]
+    response = bob.post("/school-credits/", {**post, f"hours-{ella.pk}": "8"})
+    assert not Record.objects.filter(teacher=ella).exists() and response.status_code == 302
+
+
+def test_password_change_through_the_service(world: World) -> None:
+    from tests.web.conftest import PASSWORD
+
+    c = Client()
+    assert c.login(username="alice", password=PASSWORD)
+    bad = c.post("/account/password/", {"old_password": "wrong", "new_password1": "Neues-Passwort-2026",
+                                        "new_password2": "Neues-Passwort-2026"})
+    assert bad.status_code == 400
+    ok = c.post("/account/password/", {"old_password": PASSWORD, "new_password1": "Neues-Passwort-2026",
+                                       "new_password2": "Neues-Passwort-2026"})
+    assert ok.status_code == 302
+    assert c.get("/me/").status_code == 200  # the session goes on
+    assert AuditEntry.objects.filter(action="password_change").count() == 1
+    assert Client().login(username="alice", password="Neues-Passwort-2026")
+
+
+def test_administrator_resets_a_password_and_changes_roles(world: World) -> None:
+    sam = client_for(world, "sam")
+    bob = world.users["bob"]
+    shown = sam.post(f"/manage/users/{bob.pk}/reset-password/")
+    temporary = shown.context["temporary"]
+    assert Client().login(username="bob", password=temporary)
+    assert AuditEntry.objects.filter(action="password_reset", object_id=str(bob.pk)).exists()
+    sam.post(f"/manage/users/{bob.pk}/", {"role": "principal", "org": str(world.orgs["east-1"].pk), "active": "on"})
+    assert perm.role(User.objects.get(pk=bob.pk)) == "principal"
+    created = sam.post("/manage/users/", {"username": "newbie", "full_name": "新老师", "role": "teacher",
+                                          "org": str(world.orgs["east-1"].pk)})
+    assert Client().login(username="newbie", password=created.context["temporary"])
+    assert client_for(world, "carol").post(f"/manage/users/{bob.pk}/reset-password/").status_code == 404
+
+
+def test_administrator_changes_a_units_policy_option_and_its_verdicts_change(world: World) -> None:
+    """永吉 周期中途入职: 'prorate' (the default) scales the cycle requirement to
+    the years in post; 'full' keeps 320.  A teacher hired in 2026 with 70
+    credits in 2026 meets a prorated cycle minimum only."""
+    alice = world.teachers["alice"]
+    Teacher.objects.filter(pk=alice.pk).update(hired_year=2026)
+    world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(24))
+    before = TeacherResult.objects.get(teacher=alice)
+    sam = client_for(world, "sam")
+    east = world.orgs["east"]
+    page = sam.get(f"/manage/orgs/{east.pk}/")
+    assert page.status_code == 200 and any(o["option"].id == "partial_cycle" for o in page.context["options"])
+    sam.post(f"/manage/orgs/{east.pk}/", {"policy": "yongji", "option-partial_cycle": "full"})
+    east.refresh_from_db()
+    assert east.policy_options == {"partial_cycle": "full"}
+    after = TeacherResult.objects.get(teacher=alice)
+    assert after.data.get("options", {}).get("partial_cycle") == "full"
+    assert after.data != before.data
+    entry = AuditEntry.objects.get(action="org_update")
+    assert entry.before and entry.before["policy_options"] == {} and entry.after
+    assert client_for(world, "carol").post(f"/manage/orgs/{east.pk}/", {"policy": ""}).status_code == 404
+
+
+def test_not_found_page_is_chinese_and_says_what_the_user_may_do(world: World) -> None:
+    response = client_for(world, "bob").get("/records/999999/")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "页面不存在或您无权查看" in html and 'href="/review/"' in html and 'href="/dashboard/"' in html
+    anonymous = Client().get("/no-such-page/").content.decode()
+    assert "页面不存在" in anonymous and 'href="/login/"' in anonymous

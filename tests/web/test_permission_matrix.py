@@ -247,3 +247,102 @@ def test_ivan_does_not_see_alices_other_records_on_her_page(world: World) -> Non
     page = client.get(f"/teachers/{world.teachers['alice'].pk}/").content.decode()
     assert "市级骨干培训" in page
     assert "培训1" not in page  # alice's own pending declaration (r:alice)
+
+
+# --- office pages (issue 16) -----------------------------------------------------
+# spot   /spot-checks/                 spotd  /spot-checks/<东区's check>/
+# sc     /school-credits/              pw     /account/password/
+# mo     /manage/                      mor    /manage/orgs/<东区>/
+# mu     /manage/users/                muu    /manage/users/<bob>/
+# corr   /records/<r:alice>/correct/   job    /review/jobs/<bob's batch job>/
+OFFICE = """
+user    spot spotd sc  pw  mo  mor mu  muu corr job
+alice   404  404   404 200 404 404 404 404 404  404
+anna    404  404   404 200 404 404 404 404 404  404
+ella    404  404   404 200 404 404 404 404 404  404
+will    404  404   404 200 404 404 404 404 404  404
+bob     404  404   200 200 404 404 404 404 200  200
+pat     404  404   404 200 404 404 404 404 404  404
+bert    404  404   200 200 404 404 404 404 404  404
+wes     404  404   200 200 404 404 404 404 404  404
+carol   200  200   404 200 404 404 404 404 404  404
+cody    200  404   404 200 404 404 404 404 404  404
+dora    404  404   404 200 404 404 404 404 404  404
+ivan    404  404   404 200 404 404 404 404 404  404
+audrey  404  404   404 200 404 404 404 404 404  404
+sam     404  404   404 200 200 200 200 200 404  404
+"""
+
+# POSTs: who may act (2xx/3xx and the change made) and who is refused with 404
+# and nothing changed.  bulk: approve r:alice from the queue's batch form;
+# reset: an administrator's password reset of bob; org: 东区's settings.
+OFFICE_POSTS = """
+user    bulk reset org
+alice   404  404   404
+anna    404  404   404
+ella    404  404   404
+will    404  404   404
+bob     ok   404   404
+pat     404  404   404
+bert    no   404   404
+wes     no   404   404
+carol   no   404   404
+cody    no   404   404
+dora    no   404   404
+ivan    404  404   404
+audrey  404  404   404
+sam     404  ok    ok
+"""
+
+
+def office_objects(world: World, objs: dict[str, Any]) -> dict[str, str]:
+    from xuefen.web.models import BulkReview
+    from xuefen.web.services import spotcheck
+    from xuefen.web.services.base import Actor
+
+    world.record("anna", status=Status.SCHOOL_APPROVED)
+    check = spotcheck.draw(Actor(world.users["carol"]), world.orgs["east"], 1, 7)
+    job = BulkReview.objects.create(actor=world.users["bob"], action="approve", total=0, state="done")
+    r = objs["records"]["r:alice"]
+    return {"spot": "/spot-checks/", "spotd": f"/spot-checks/{check.pk}/", "sc": "/school-credits/",
+            "pw": "/account/password/", "mo": "/manage/", "mor": f"/manage/orgs/{world.orgs['east'].pk}/",
+            "mu": "/manage/users/", "muu": f"/manage/users/{world.users['bob'].pk}/",
+            "corr": f"/records/{r.pk}/correct/", "job": f"/review/jobs/{job.pk}/"}
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_office_pages(world: World, who: str) -> None:
+    objs = objects(world)
+    client = Client()
+    client.force_login(world.users[who])
+    wrong = check(client, who, office_objects(world, objs), table(OFFICE)[who])
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_office_posts(world: World, who: str) -> None:
+    from xuefen.web.models import AuditEntry, Org
+
+    objs = objects(world)
+    expected = table(OFFICE_POSTS)[who]
+    client = Client()
+    client.force_login(world.users[who])
+    record = objs["records"]["r:alice"]
+    east = world.orgs["east"]
+    wrong = []
+
+    response = client.post("/review/bulk/", {"ids": [str(record.pk)], "action": "approve", "query": ""})
+    changed = Record.objects.get(pk=record.pk).status != Status.PENDING
+    if (expected["bulk"] == "404") != (response.status_code == 404) or changed != (expected["bulk"] == "ok"):
+        wrong.append(f"{who} bulk: {response.status_code}, changed={changed}")
+
+    response = client.post(f"/manage/users/{world.users['bob'].pk}/reset-password/")
+    reset = AuditEntry.objects.filter(action="password_reset").exists()
+    if (expected["reset"] == "404") != (response.status_code == 404) or reset != (expected["reset"] == "ok"):
+        wrong.append(f"{who} reset: {response.status_code}, reset={reset}")
+
+    response = client.post(f"/manage/orgs/{east.pk}/", {"policy": "yongji", "option-partial_cycle": "full"})
+    moved = Org.objects.get(pk=east.pk).policy_options != {}
+    if (expected["org"] == "404") != (response.status_code == 404) or moved != (expected["org"] == "ok"):
+        wrong.append(f"{who} org: {response.status_code}, changed={moved}")
+    assert not wrong, "\n".join(wrong)

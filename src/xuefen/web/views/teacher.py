@@ -23,7 +23,7 @@ from xuefen.engine.report import as_dict, category_required, plan
 from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web import wording
-from xuefen.web.models import Evidence, Record, Source, Status, Teacher
+from xuefen.web.models import AuditEntry, Evidence, Record, Source, Status, Teacher
 from xuefen.web.services import accounts, ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
@@ -222,6 +222,18 @@ def resubmit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "xuefen/declare.html", context, status=400 if error else 200)
 
 
+def _history(request: HttpRequest, record: Record) -> list[dict[str, Any]]:
+    """The record's audit entries, oldest first, each with what it changed: a
+    correction keeps the old values here (the record itself holds the new)."""
+    from xuefen.web.views.audit import ACTION_LABELS, _operator, diff
+
+    entries = AuditEntry.objects.filter(object_type="Record", object_id=str(record.pk)).select_related("actor")
+    full = perm.sees_full_id_number(request.user)
+    return [{"entry": e, "label": ACTION_LABELS.get(e.action, e.action), "operator": _operator(e),
+             "diff": [d for d in diff(e, full) if d["key"] not in ("version", "uid")] if e.before else []}
+            for e in entries.order_by("at", "id")]
+
+
 @login_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Record.objects.for_user(request.user).select_related("teacher__school"), pk=pk)
@@ -230,7 +242,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     notes = wording.record_notes(ev).get(record.uid, []) if ev is not None and record.status in perm.COUNTING else []
     is_owner = perm.is_teacher(request.user) and record.teacher.user_id == request.user.pk
     return render(request, "xuefen/record_detail.html", {
-        "record": record, "evidence": record.evidence.all(), "notes": notes,
+        "record": record, "evidence": record.evidence.all(), "notes": notes, "history": _history(request, record),
         "can": {a: a in allowed for a in ("school_approve", "district_approve", "certify", "return", "revoke")},
         "can_correct": "correct" in allowed,
         "show_full_id": perm.sees_full_id_number(request.user),
