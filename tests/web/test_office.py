@@ -349,3 +349,60 @@ def test_not_found_page_is_chinese_and_says_what_the_user_may_do(world: World) -
     assert "页面不存在或您无权查看" in html and 'href="/review/"' in html and 'href="/dashboard/"' in html
     anonymous = Client().get("/no-such-page/").content.decode()
     assert "页面不存在" in anonymous and 'href="/login/"' in anonymous
+
+
+# --- item 4: declarations checked like imports --------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+FACTS = {"year": "2026", "title": "县级班主任培训", "form": "集中", "level": "区县级", "hours": "16", "result": "合格"}
+
+
+def declare(c: Client, confirm: bool = False, pdf: bytes = PDF, **changes: str) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data: dict[str, Any] = {**FACTS, **changes, "evidence": SimpleUploadedFile("证书.pdf", pdf,
+                                                                                content_type="application/pdf")}
+    if confirm:
+        data["confirm"] = "1"
+    return c.post("/me/declare/", data)
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"category": "瞎编类别"}, "学分类别“瞎编类别”不属于永吉县方案"),
+    ({"year": "2027"}, "晚于今年"),
+    ({"year": "2019"}, "已不在申报范围内"),
+])
+def test_declaration_refused_with_the_reason(world: World, changes: dict[str, str], reason: str) -> None:
+    response = declare(client_for(world, "alice"), **changes)
+    assert response.status_code == 400 and reason in response.content.decode()
+    assert not Record.objects.exists()
+
+
+def test_zero_credits_and_duplicates_are_warned_then_confirmed_and_shown_to_the_reviewer(world: World) -> None:
+    alice = client_for(world, "alice")
+    zero = declare(alice, form="网络", hours="", level="")
+    assert zero.status_code == 200 and "计 0 学分" in zero.content.decode() and not Record.objects.exists()
+    assert declare(alice).status_code == 302
+    again = declare(alice)
+    html = again.content.decode()
+    assert again.status_code == 200 and "材料完全相同" in html and "同名、同学时、同年度" in html
+    assert Record.objects.count() == 1
+    assert declare(alice, confirm=True).status_code == 302
+    assert Record.objects.count() == 2
+    queue = client_for(world, "bob").get("/review/").content.decode()
+    assert "证明材料与该教师的另一条记录完全相同" in queue and "另有同名、同学时、同年度的记录" in queue
+    # another file and another title: nothing to warn about
+    assert declare(alice, pdf=PDF + b"%2", title="市级骨干培训").status_code == 302
+
+
+def test_api_declaration_warns_until_confirmed(world: World) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    alice = client_for(world, "alice")
+    for _ in range(2):
+        world.record("alice", title="县级班主任培训", hours=Decimal(16))
+    body = {**FACTS, "evidence": SimpleUploadedFile("a.pdf", PDF)}
+    response = alice.post("/api/declarations/", body)
+    assert response.status_code == 400 and "同名、同学时、同年度" in response.json()["detail"]
+    body = {**FACTS, "confirm": "true", "evidence": SimpleUploadedFile("a.pdf", PDF)}
+    assert alice.post("/api/declarations/", body).status_code == 201

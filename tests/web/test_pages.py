@@ -18,6 +18,7 @@ from django.urls import reverse
 from tests.web.conftest import PASSWORD, World
 
 from xuefen import cli
+from xuefen.web import wording
 from xuefen.web.models import Record, Status, Teacher
 from xuefen.web.services.evaluation import FACT_FIELDS, policy_for
 
@@ -67,7 +68,9 @@ def test_teacher_home_renders_her_figures_plan_and_declarations(ledger_world: Wo
     assert 'id="cycle-status"' in html
     # … and every record carries the engine's explanation.
     r = Record.objects.get(title="2024网络")
-    assert r.explanation and r.explanation.split("；")[0][:20] in html
+    # (without its head "2024年 2024网络", which the row shows beside it: issue 16 item 5)
+    shown = wording.explanation(r.explanation, r.year, r.title, r.uid)
+    assert r.explanation and shown.split("；")[0][:20] in html and r.explanation.split("；")[0][:20] not in html
 
 
 def test_teacher_home_is_only_for_teachers(ledger_world: World) -> None:

@@ -194,3 +194,6 @@ if PRODUCTION:
 # progress bar (services.review); without a broker it runs in the request.
 REVIEW_BACKGROUND_RECORDS = int(os.environ.get("XUEFEN_REVIEW_BACKGROUND_RECORDS", "300"))
 REVIEW_PAGE_SIZE = 50
+# A declaration's 登记年度: this year or up to this many years before it
+# (services.declarations; 朝阳 附件3 第三十条 opens declarations in March).
+DECLARATION_YEARS_BACK = int(os.environ.get("XUEFEN_DECLARATION_YEARS_BACK", "1"))

@@ -174,8 +174,9 @@ class DeclarationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
         body = s.DeclarationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor = ledger.Actor(request.user, client_ip(request))
+        confirmed = str(request.data.get("confirm", "")).lower() in ("1", "true", "yes")
         record = call_service(lambda: ledger.declare_record(actor, teacher, body.facts(),
-                                                            body.validated_data["evidence"]))
+                                                            body.validated_data["evidence"], warn=not confirmed))
         record = Record.objects.for_user(request.user).prefetch_related("evidence").get(pk=record.pk)
         return Response(s.RecordSerializer(record).data, status=status.HTTP_201_CREATED)
 

@@ -130,7 +130,10 @@ def declaration_open(teacher: Teacher, today: dt.date | None = None) -> tuple[bo
 
 @transaction.atomic
 def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], uploads: list[UploadedFile],
-                   today: dt.date | None = None) -> Record:
+                   today: dt.date | None = None, warn: bool = False) -> Record:
+    """``warn``: stop with ``NeedsConfirmation`` when the declaration draws a
+    warning (0 credits, a duplicate) — the page and the API ask the teacher
+    first; the refusals of services.declarations apply always."""
     if not perm.can_declare(actor.user, teacher):
         raise Denied("只能为本人申报")
     is_open, months = declaration_open(teacher, today)
@@ -142,6 +145,7 @@ def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], upload
     record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
                     status=Status.PENDING, created_by=actor.user, **parsed)
     price_records(teacher, [record])
+    _checked(teacher, record, uploads, today or timezone.localdate(), warn)
     record.save()
     _attach(record, uploads)
     audit.log(actor.user, "declare", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
@@ -262,8 +266,24 @@ def revoke_record(actor: Actor, record_id: int, reason: str, expected_version: i
                    f"您的记录“{record.title or record.uid}”已被撤销：{reason.strip()}")
 
 
+def _checked(teacher: Teacher, record: Record, uploads: list[UploadedFile], today: dt.date, warn: bool) -> None:
+    from xuefen.web.services import declarations
+
+    refused = declarations.refusals(teacher, record, today)
+    if refused:
+        raise ServiceError("；".join(refused))
+    if warn:
+        for upload in uploads:  # a file that is not evidence is an error, before any warning
+            _check_evidence(upload)
+            upload.seek(0)
+        found = declarations.warnings(teacher, record, uploads)
+        if found:
+            raise declarations.NeedsConfirmation(found)
+
+
 @transaction.atomic
-def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads: list[UploadedFile]) -> Record:
+def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads: list[UploadedFile],
+                    warn: bool = False) -> Record:
     """A teacher fixes a returned declaration and sends it again."""
     record = _locked(record_id, None)
     if not (perm.role(actor.user) == Role.TEACHER and record.teacher.user_id == actor.user.pk):
@@ -274,6 +294,7 @@ def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads
     for key, value in parse_facts(facts).items():
         setattr(record, key, value)
     price_records(record.teacher, [record])
+    _checked(record.teacher, record, uploads, timezone.localdate(), warn)
     record.status = Status.PENDING
     record.status_reason = ""
     record.version += 1

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from xuefen.web import permissions as perm
 from xuefen.web.models import BulkReview, Org, OrgKind, Record, Source, Status
-from xuefen.web.services import ledger, review
+from xuefen.web.services import declarations, ledger, review
 from xuefen.web.services.base import Actor, Denied, ServiceError
 from xuefen.web.views.common import client_ip
 
@@ -82,8 +82,10 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     records = queue_records(request.user, params, mine)
     page = Paginator(records, settings.REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = list(page)
+    duplicates = declarations.duplicate_notes(rows)
     for r in rows:
         r.allowed = perm.record_actions(request.user, r)  # type: ignore[attr-defined]
+        r.duplicates = duplicates.get(r.pk, [])  # type: ignore[attr-defined]
     scoped = Record.objects.for_user(request.user).order_by()
     counts = {row["status"]: row["n"] for row in scoped.values("status").annotate(n=Count("id"))}
     query = request.GET.copy()

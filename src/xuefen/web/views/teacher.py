@@ -24,7 +24,8 @@ from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web import wording
 from xuefen.web.models import AuditEntry, Evidence, Record, Source, Status, Teacher
-from xuefen.web.services import accounts, ledger
+from xuefen.web.services import accounts, declarations, ledger
+from xuefen.web.services.declarations import NeedsConfirmation
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
 
@@ -148,10 +149,11 @@ def home(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _form_context(teacher: Teacher, values: dict[str, Any], error: str) -> dict[str, Any]:
+def _form_context(teacher: Teacher, values: dict[str, Any], error: str,
+                  warnings: list[str] | None = None) -> dict[str, Any]:
     is_open, months = ledger.declaration_open(teacher)
     return {"teacher": teacher, "values": values, "error": error, "is_open": is_open, "months": months,
-            "choices": {f: vocab.allowed(f) for f in CHOICE_FIELDS}}
+            "choices": {f: vocab.allowed(f) for f in CHOICE_FIELDS}, "warnings": warnings or []}
 
 
 def _posted_facts(request: HttpRequest) -> tuple[dict[str, str], dict[str, str]]:
@@ -165,18 +167,21 @@ def declare(request: HttpRequest) -> HttpResponse:
     teacher = _own_teacher(request)
     values: dict[str, Any] = {"year": str(timezone.localdate().year)}
     error = ""
+    warnings: list[str] = []
     if request.method == "POST":
         values, facts = _posted_facts(request)
         try:
             record = ledger.declare_record(ledger.Actor(request.user, client_ip(request)), teacher, facts,
-                                           request.FILES.getlist("evidence"))
+                                           request.FILES.getlist("evidence"), warn=not request.POST.get("confirm"))
+        except NeedsConfirmation as exc:
+            warnings = exc.warnings
         except ledger.ServiceError as exc:
             error = str(exc)
         else:
             messages.success(request, _("已提交申报“%(title)s”，预计 %(credits)s 学分，等待学校审核")
                              % {"title": record.title, "credits": fmt(record.credits)})
             return redirect("teacher-home")
-    return render(request, "xuefen/declare.html", _form_context(teacher, values, error),
+    return render(request, "xuefen/declare.html", _form_context(teacher, values, error, warnings),
                   status=400 if error else 200)
 
 
@@ -206,18 +211,21 @@ def resubmit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("record-detail", pk=record.pk)
     values: dict[str, Any] = _record_values(record)
     error = ""
+    warnings: list[str] = []
     if request.method == "POST":
         values, facts = _posted_facts(request)
         try:
             record = ledger.resubmit_record(ledger.Actor(request.user, client_ip(request)), record.pk, facts,
-                                            request.FILES.getlist("evidence"))
+                                            request.FILES.getlist("evidence"), warn=not request.POST.get("confirm"))
+        except NeedsConfirmation as exc:
+            warnings = exc.warnings
         except ledger.ServiceError as exc:
             error = str(exc)
         else:
             messages.success(request, _("已重新提交“%(title)s”，预计 %(credits)s 学分，等待学校审核")
                              % {"title": record.title, "credits": fmt(record.credits)})
             return redirect("teacher-home")
-    context = _form_context(teacher, values, error)
+    context = _form_context(teacher, values, error, warnings)
     context.update(record=record, evidence=record.evidence.all())
     return render(request, "xuefen/declare.html", context, status=400 if error else 200)
 
@@ -242,7 +250,9 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     notes = wording.record_notes(ev).get(record.uid, []) if ev is not None and record.status in perm.COUNTING else []
     is_owner = perm.is_teacher(request.user) and record.teacher.user_id == request.user.pk
     return render(request, "xuefen/record_detail.html", {
-        "record": record, "evidence": record.evidence.all(), "notes": notes, "history": _history(request, record),
+        "record": record, "evidence": record.evidence.all(), "notes": notes,
+        "duplicates": declarations.duplicate_notes([record]).get(record.pk, []) if not is_owner else [],
+        "history": _history(request, record),
         "can": {a: a in allowed for a in ("school_approve", "district_approve", "certify", "return", "revoke")},
         "can_correct": "correct" in allowed,
         "show_full_id": perm.sees_full_id_number(request.user),
