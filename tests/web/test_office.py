@@ -406,3 +406,47 @@ def test_api_declaration_warns_until_confirmed(world: World) -> None:
     assert response.status_code == 400 and "同名、同学时、同年度" in response.json()["detail"]
     body = {**FACTS, "confirm": "true", "evidence": SimpleUploadedFile("a.pdf", PDF)}
     assert alice.post("/api/declarations/", body).status_code == 201
+
+
+# --- item 6: dashboards -------------------------------------------------------------------
+
+
+def test_at_risk_list_is_paginated_and_exported(world: World, settings: Any) -> None:
+    from openpyxl import load_workbook
+
+    carol = client_for(world, "carol")
+    east = world.orgs["east"]
+    for name in ("alice", "anna", "ella"):
+        world.record(name, status=Status.SCHOOL_APPROVED, hours=Decimal(2))
+    page = carol.get(f"/dashboard/org/{east.pk}/at-risk/")
+    assert page.status_code == 200 and page.context["page"].paginator.count == 3
+    assert f"/dashboard/org/{east.pk}/at-risk/" in carol.get(f"/dashboard/org/{east.pk}/").content.decode()
+    response = carol.get(f"/dashboard/org/{east.pk}/at-risk.xlsx")
+    import io
+
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    assert sheet is not None
+    names = sorted(row[1] for row in sheet.iter_rows(min_row=2, values_only=True))
+    assert names == ["alice", "anna", "ella"]
+    assert client_for(world, "cody").get(f"/dashboard/org/{east.pk}/at-risk/").status_code == 404
+    assert client_for(world, "alice").get(f"/dashboard/org/{east.pk}/at-risk.xlsx").status_code == 404
+
+
+def test_weifang_98_percent_floor_flagged_per_school(world: World) -> None:
+    """潍坊 第四篇第十九条: a school under 98% is flagged; 永吉 sets no floor."""
+    west = world.orgs["west"]
+    west.policy = "weifang"
+    west.save()
+    # A teacher hired this year (师范类): 第十三条 checks her hire year, 12 credits; she has 2.
+    will = world.teachers["will"]
+    will.hired_year, will.normal_graduate = 2026, True
+    will.save(update_fields=["hired_year", "normal_graduate"])
+    world.record("will", status=Status.SCHOOL_APPROVED, hours=Decimal(2))
+    assert TeacherResult.objects.get(teacher=will).year_passed is False
+    html = client_for(world, "cody").get(f"/dashboard/org/{west.pk}/").content.decode()
+    assert "本年达标率 0.0%，低于 98%（潍坊市规定第四篇第十九条）" in html and "1 所学校低于政策规定的学分合格率" in html
+    school = client_for(world, "wes").get(f"/dashboard/org/{world.orgs['west-1'].pk}/").content.decode()
+    assert "本校本年达标率 0.0%，低于 98%" in school
+    world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(2))
+    east = client_for(world, "carol").get(f"/dashboard/org/{world.orgs['east'].pk}/").content.decode()
+    assert "低于政策要求" not in east and "floor-flag" not in east

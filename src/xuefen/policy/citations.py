@@ -72,6 +72,8 @@ def check_policy(policy: Policy, directory: Path) -> list[str]:
         cites += [(f"选项 {opt.id}", c) for c in (opt.cite if isinstance(opt.cite, list) else [opt.cite])]
     for rule in policy.rules:
         cites += [(f"规则 {rule.id}", c) for c in rule.cites]
+    for th in policy.unit_thresholds:
+        cites += [(f"单位标准 {th.id}", c) for c in (th.cite if isinstance(th.cite, list) else [th.cite])]
     for owner, cite in cites:
         reason = check_cite(policy, cite, directory)
         if reason:

@@ -413,6 +413,18 @@ class Effective(Strict):
         return self
 
 
+class UnitThreshold(Strict):
+    """A figure the policy sets on a unit, not on a teacher: 潍坊 第十九条 — a
+    school whose teachers' 学分合格率 falls below 98% loses its awards.  It
+    changes no teacher's credits or verdict; dashboards flag the unit."""
+
+    id: str
+    label: str
+    scope: Literal["school"] = "school"
+    min_pass_rate: Decimal  # a share of the unit's teachers, e.g. 0.98
+    cite: Cite | list[Cite]
+
+
 class Policy(Strict):
     id: str
     name: str
@@ -427,6 +439,7 @@ class Policy(Strict):
     categories: list[Category]
     rules: list[Rule]
     notes: list[str] = []
+    unit_thresholds: list[UnitThreshold] = []
 
     @field_validator("rules")
     @classmethod

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, OrgKind, Profile, Record, Status, Teacher, TeacherResult
 from xuefen.web.services import tallies
+from xuefen.web.services.evaluation import Policies
 from xuefen.web.services.tallies import FAILED, IN_PROGRESS, PASSED
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
@@ -69,7 +70,44 @@ def unit_rows(node: Org) -> list[dict[str, Any]]:
     return rows
 
 
-def _chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def thresholds(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each school row's policy floor, by org id (schools whose policy sets none are left out)."""
+    policies = Policies()
+    found = {r["org"].pk: school_threshold(policies, r["org"], r) for r in rows}
+    return {pk: th for pk, th in found.items() if th is not None}
+
+
+def school_threshold(policies: Policies, org: Org, counts: dict[str, int]) -> dict[str, Any] | None:
+    """The pass-rate floor the school's policy sets on it (潍坊 第四篇第十九条: 98%
+    学分合格率), or None where no policy sets one.
+
+    Compared with the cycle's 合格率 (达标 among the evaluated teachers) once
+    no teacher's cycle is still in progress; before that with this year's
+    rate where the policy checks years (the figure of the moment — mid-cycle
+    hardly anyone has passed the cycle yet, which would flag every school);
+    otherwise not judged until the cycle ends."""
+    if org.kind != OrgKind.SCHOOL:
+        return None
+    chosen = policies.for_school(org)
+    floors = [t for t in chosen[0].unit_thresholds if t.scope == "school"] if chosen else []
+    if not floors:
+        return None
+    floor = floors[0]
+    cite = floor.cite[0] if isinstance(floor.cite, list) else floor.cite
+    percent = float(floor.min_pass_rate * 100)
+    evaluated = counts["n"] - counts["unevaluated"]
+    if evaluated and not counts["in_progress"]:
+        rate, basis = _share(counts["passed"], evaluated), _("周期合格率")
+    elif counts["year_checked"]:
+        rate, basis = _share(counts["year_passed"], counts["year_checked"]), _("本年达标率")
+    else:
+        rate, basis = None, ""
+    return {"label": floor.label, "percent": f"{percent:g}", "rate": rate, "basis": basis,
+            "below": rate is not None and rate < percent,
+            "cite": f"{chosen[0].short_name if chosen else ''}{cite.section or ''}{cite.article}"}
+
+
+def _chart(rows: list[dict[str, Any]], floors: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return {
         "names": [r["org"].name for r in rows],
         "urls": [reverse("dashboard-org", args=[r["org"].pk]) for r in rows],
@@ -80,6 +118,8 @@ def _chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
             {"key": "unevaluated", "name": _("未评估"), "data": [r["unevaluated"] for r in rows]},
         ],
         "year_rates": [r["year_rate"] for r in rows],
+        "floors": [float(floors[r["org"].pk]["percent"]) if r["org"].pk in floors else None for r in rows],
+        "rate_label": _("本年达标率（%）"), "floor_label": _("政策要求"),
         "year_label": _("本年已达标"),
         "teachers_label": _("教师"),
     }
@@ -142,9 +182,13 @@ def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         status__in=(Status.PENDING, Status.SCHOOL_APPROVED, Status.DISTRICT_APPROVED, Status.RETURNED))
         .values("status").annotate(n=Count("id"))}
     rows = unit_rows(node) if node.kind != OrgKind.SCHOOL else []
+    own_threshold = school_threshold(Policies(), node, totals)
+    floors = thresholds(rows)
     return render(request, "xuefen/dashboard.html", {
+        "own_threshold": own_threshold, "thresholds": floors,
+        "below_floor": [(r["org"], floors[r["org"].pk]) for r in rows if floors.get(r["org"].pk, {}).get("below")],
         "node": node, "breadcrumb": breadcrumb, "rows": rows, "teachers": teachers, "at_risk": risk,
-        "at_risk_total": risk_total, "queue": queue, "chart": _chart(rows), "totals": totals, "year": year,
+        "at_risk_total": risk_total, "queue": queue, "chart": _chart(rows, floors), "totals": totals, "year": year,
         "today": today, "year_rate": _share(totals["year_passed"], totals["year_checked"]),
         "status_filter": status_filter, "show_full_id": perm.sees_full_id_number(request.user),
         "can_review": perm.queue_state(request.user) is not None, "is_school": node.kind == OrgKind.SCHOOL,

@@ -41,3 +41,36 @@
   window.addEventListener("resize", function () { chart.resize(); });
   el.dataset.ready = "1";
 })();
+
+// This year's pass rate by unit (issue 16 item 6), with the policy's floor
+// (潍坊 第十九条 98%) drawn where a unit's policy sets one.
+(function () {
+  var el = document.getElementById("rate-chart");
+  var src = document.getElementById("chart-data");
+  if (!el || !src || !window.echarts) return;
+  var data = JSON.parse(src.textContent);
+  el.style.height = Math.max(160, 70 + 32 * data.names.length) + "px";
+  var chart = echarts.init(el, null, { renderer: "svg" });
+  var bars = data.year_rates.map(function (v, i) {
+    var floor = data.floors[i];
+    return { value: v, itemStyle: { color: floor !== null && v !== null && v < floor ? "#c62828" : "#0b6e4f" } };
+  });
+  var floors = data.floors.map(function (f) { return f; });
+  var series = [{ name: data.rate_label, type: "bar", data: bars, barMaxWidth: 22,
+                  label: { show: true, position: "right", formatter: function (p) { return p.value === null ? "" : p.value + "%"; } } }];
+  if (floors.some(function (f) { return f !== null; })) {
+    series.push({ name: data.floor_label, type: "scatter", data: floors, symbol: "rect", symbolSize: [3, 22],
+                  itemStyle: { color: "#333" } });
+  }
+  chart.setOption({
+    animation: false,
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    legend: { top: 0 },
+    grid: { left: 8, right: 48, top: 32, bottom: 8, containLabel: true },
+    xAxis: { type: "value", min: 0, max: 100 },
+    yAxis: { type: "category", data: data.names, inverse: true },
+    series: series
+  });
+  window.addEventListener("resize", function () { chart.resize(); });
+  el.dataset.ready = "1";
+})();
