@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -450,3 +451,23 @@ def test_weifang_98_percent_floor_flagged_per_school(world: World) -> None:
     world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(2))
     east = client_for(world, "carol").get(f"/dashboard/org/{world.orgs['east'].pk}/").content.decode()
     assert "低于政策要求" not in east and "floor-flag" not in east
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize(("who", "path"), [
+    (None, "/login/"), ("audrey", "/audit/"), ("bob", "/review/"), ("carol", "/spot-checks/"),
+    ("bob", "/school-credits/"), ("alice", "/account/password/"), ("sam", "/manage/"), ("sam", "/manage/users/"),
+])
+def test_english_mode_on_the_page(world: World, who: str | None, path: str) -> None:
+    """Item 7: a page offered in English says its UI in English (the login page
+    and the audit log were Chinese whatever the language)."""
+    c = client_for(world, who) if who else Client()
+    c.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    html = c.get(path).content.decode()
+    heading = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    assert heading is not None
+    assert not HAN.search(re.sub(r"<small>.*?</small>", "", heading.group(1))), heading.group(1)
+    labels = re.findall(r"<(?:button|th)[^>]*>([^<]+)<", html)
+    assert labels and not [t for t in labels if HAN.search(t) and t.strip() not in ("简体中文",)], labels

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from xuefen.model import RECORD_FIELDS
 from xuefen.web import permissions as perm
@@ -20,17 +21,19 @@ from xuefen.web.models import AuditEntry, Org, Role, Status, mask_id_number
 
 PAGE_SIZE = 50
 
-ACTION_LABELS = {
-    "declare": "教师申报", "school_entry": "学校录入", "school_approve": "学校审核", "district_approve": "区县审核",
-    "certify": "市级认定", "return": "退回", "correct": "更正", "revoke": "撤销", "resubmit": "重新提交",
-    "spot_check": "抽检",
+ACTION_LABELS: dict[str, Any] = {
+    "declare": _("教师申报"), "school_entry": _("学校录入"), "school_approve": _("学校审核"),
+    "district_approve": _("区县审核"),
+    "certify": _("市级认定"), "return": _("退回"), "correct": _("更正"), "revoke": _("撤销"), "resubmit": _("重新提交"),
+    "spot_check": _("抽检"),
     # office work (issue 16)
-    "spot_check_result": "抽检结果", "password_change": "修改密码", "password_reset": "重置密码",
-    "account_create": "新建账号", "account_update": "修改账号", "token_issue": "生成令牌", "token_revoke": "吊销令牌",
-    "org_update": "修改单位设置", "org_create": "新建单位", "import": "导入",
+    "spot_check_result": _("抽检结果"), "password_change": _("修改密码"), "password_reset": _("重置密码"),
+    "account_create": _("新建账号"), "account_update": _("修改账号"), "token_issue": _("生成令牌"),
+    "token_revoke": _("吊销令牌"),
+    "org_update": _("修改单位设置"), "org_create": _("新建单位"), "import": _("导入"),
 }
-OBJECT_LABELS = {"Record": "学分记录", "Org": "单位", "User": "账号", "ImportBatch": "导入批次", "Teacher": "教师",
-                 "SpotCheck": "抽检"}
+OBJECT_LABELS: dict[str, Any] = {"Record": _("学分记录"), "Org": _("单位"), "User": _("账号"), "ImportBatch": _("导入批次"),
+                                 "Teacher": _("教师"), "SpotCheck": _("抽检")}
 # Stored codes shown as their labels: a reader sees 学校已审核, not school_approved.
 VALUE_LABELS: dict[str, dict[str, str]] = {
     "status": {s.value: str(s.label) for s in Status},
