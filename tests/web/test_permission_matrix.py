@@ -346,3 +346,43 @@ def test_office_posts(world: World, who: str) -> None:
     if (expected["org"] == "404") != (response.status_code == 404) or moved != (expected["org"] == "ok"):
         wrong.append(f"{who} org: {response.status_code}, changed={moved}")
     assert not wrong, "\n".join(wrong)
+
+
+# POST /api/records/bulk/ approving r:alice (pending), and GET /api/review-jobs/<bob's job>/.
+# 403: the role takes no part in review; 404: the record lies outside scope;
+# 409: a reviewer in scope whose level does not hold the record.
+API_OFFICE = """
+user    bulk job
+alice   403  404
+anna    403  404
+ella    403  404
+will    403  404
+bob     200  200
+pat     403  404
+bert    404  404
+wes     404  404
+carol   409  404
+cody    404  404
+dora    409  404
+ivan    403  404
+audrey  403  404
+sam     403  404
+"""
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_office_api(world: World, who: str) -> None:
+    from xuefen.web.models import BulkReview
+
+    objs = objects(world)
+    want = table(API_OFFICE)[who]
+    client = Client()
+    client.force_login(world.users[who])
+    record = objs["records"]["r:alice"]
+    job = BulkReview.objects.create(actor=world.users["bob"], action="approve", total=0, state="done")
+    response = client.post("/api/records/bulk/", {"ids": [record.pk], "action": "approve"},
+                           content_type="application/json")
+    changed = Record.objects.get(pk=record.pk).status != Status.PENDING
+    got = client.get(f"/api/review-jobs/{job.pk}/").status_code
+    assert (str(response.status_code), str(got), changed) == (want["bulk"], want["job"], want["bulk"] == "200"), \
+        response.content[:200]

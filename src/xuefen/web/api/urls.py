@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from xuefen.web.api import views
+from xuefen.web.api import office, views
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -14,5 +14,7 @@ router.register("imports", views.ImportBatchViewSet, basename="api-import")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("token/", views.TokenView.as_view(), name="api-token"),
+    path("records/bulk/", office.BulkReviewView.as_view(), name="api-records-bulk"),
+    path("review-jobs/<int:pk>/", office.BulkJobView.as_view(), name="api-review-job"),
     path("", include(router.urls)),
 ]
