@@ -471,3 +471,36 @@ def test_english_mode_on_the_page(world: World, who: str | None, path: str) -> N
     assert not HAN.search(re.sub(r"<small>.*?</small>", "", heading.group(1))), heading.group(1)
     labels = re.findall(r"<(?:button|th)[^>]*>([^<]+)<", html)
     assert labels and not [t for t in labels if HAN.search(t) and t.strip() not in ("简体中文",)], labels
+
+
+def test_no_exception_class_name_reaches_the_user(world: World) -> None:
+    """Item 5: a broken spreadsheet said “无法打开 Excel 文件（BadZipFile）”."""
+    from xuefen.web.services import imports
+
+    batch = imports.validate_roster(ledger.Actor(world.users["ivan"]), world.orgs["inst"], "名册.xlsx",
+                                    b"PK\x03\x04 not really a zip")
+    messages = " ".join(e["message"] for e in batch.errors)
+    assert "无法打开 Excel 文件" in messages
+    assert not re.search(r"[A-Z][a-z]+(Error|Exception|File)\b", messages), messages
+
+
+def test_import_times_are_in_asia_shanghai(world: World) -> None:
+    """Item 5: the duplicate-upload message printed the batch's UTC time."""
+    import datetime as dt
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from xuefen.web.models import ImportBatch
+    from xuefen.web.services import imports
+
+    data = "教师编号,记录编号,登记年度,培训项目名称,形式,级别,学时,考核结果\nT0001,1,2026,市级培训,集中,市级,24,合格\n".encode()
+    batch = imports.validate_roster(ledger.Actor(world.users["ivan"]), world.orgs["inst"], "a.csv", data)
+    imports.commit_batch(ledger.Actor(world.users["ivan"]), batch)
+    late = dt.datetime(2026, 12, 3, 20, 30, tzinfo=dt.UTC)  # 04:30 on the 4th in 上海
+    ImportBatch.objects.filter(pk=batch.pk).update(created_at=late)
+    response = client_for(world, "ivan").post("/imports/", {"org": world.orgs["inst"].pk,
+                                                            "file": SimpleUploadedFile("b.csv", data)}, follow=True)
+    said = " ".join(str(m) for m in response.context["messages"])
+    local = timezone.localtime(late).strftime("%Y-%m-%d %H:%M")
+    assert local == "2026-12-04 04:30" and local in said, said

@@ -160,8 +160,8 @@ def _raw_rows(file_name: str, data: bytes) -> list[list[Any]]:
 
         try:
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a bad file
-            raise InputError(Problem(f"无法打开 Excel 文件（{type(exc).__name__}）：请确认是 .xlsx 格式",
+        except Exception:  # openpyxl raises many kinds for a bad file; their names mean nothing to users
+            raise InputError(Problem("无法打开 Excel 文件：文件已损坏或不是 .xlsx 格式，请用模板另存后重新上传",
                                      file=file_name)) from None
         try:
             ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]

@@ -18,6 +18,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from xuefen.io.template import write_template
@@ -109,7 +110,7 @@ def _upload(request: HttpRequest, targets: QuerySet[Org]) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("imports")
     if batch.state == ImportBatch.State.DONE:
-        messages.info(request, f"该文件已于 {batch.created_at:%Y-%m-%d %H:%M} 导入过（批次 {batch.pk}），"
+        messages.info(request, f"该文件已于 {timezone.localtime(batch.created_at):%Y-%m-%d %H:%M} 导入过（批次 {batch.pk}），"
                                "本次未重复导入任何记录")
         return redirect("imports-detail", batch.pk)
     if service.runs_in_background(batch):
