@@ -164,3 +164,27 @@ def test_administrator_changes_a_policy_option_and_verdicts_change(world: World,
     assert before["categories"]["集中研修"]["required"] == "48"
     assert after["categories"]["集中研修"]["required"] == "120"
     assert after["categories"]["集中研修"]["shortfall"] == "96"
+
+
+def test_dashboard_rate_chart_floor_and_at_risk_list(world: World, sessions: Any) -> None:
+    west = world.orgs["west"]
+    west.policy = "weifang"
+    west.save()
+    will = world.teachers["will"]
+    will.hired_year, will.normal_graduate = 2026, True
+    will.save(update_fields=["hired_year", "normal_graduate"])
+    world.record("will", status=Status.SCHOOL_APPROVED, hours=Decimal(2))
+    for name in ("alice", "anna", "ella"):
+        world.record(name, status=Status.SCHOOL_APPROVED, hours=Decimal(30))
+    dora = sessions("dora")
+    page = dora.goto(f"/dashboard/org/{west.pk}/")
+    page.wait_for_selector("#rate-chart[data-ready='1']")
+    assert "低于 98%" in page.locator("#units").inner_text()
+    dora.shot("o11-dashboard-floor")
+    page = dora.goto("/dashboard/")
+    page.wait_for_selector("#rate-chart[data-ready='1']")
+    dora.shot("o12-dashboard-city")
+    page.click("a:has-text('全部（分页）')")
+    page.wait_for_load_state()
+    assert page.locator("#at-risk tbody tr").count() >= 1
+    dora.shot("o13-at-risk")
