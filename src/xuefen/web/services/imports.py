@@ -68,6 +68,7 @@ from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS, Ledger, parse_record
 from xuefen.model import Record as EngineRecord
 from xuefen.numbers import fmt
 from xuefen.policy.loader import default_registry
+from xuefen.web import limits
 from xuefen.web import permissions as perm
 from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher, TeacherResult
 from xuefen.web.services import audit, bulk, tallies
@@ -442,7 +443,8 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             add(Problem(f"教师“{tid}”的记录编号“{uid}”已存在于平台（{how}），同一记录不能重复导入",
                         file=name, row=n, column=table.col(RECORD_UID)))
         if "course_hours" in table.extra_present:
-            _, reason = _decimal(extra.get("course_hours"))
+            given, reason = _decimal(extra.get("course_hours"))
+            reason = reason or limits.field_problem("course_hours", given, ImportBatch)
             if reason:
                 add(Problem(reason, file=name, row=n, column=table.col(COURSE_HOURS_HEADER)))
 
@@ -463,6 +465,8 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             if at is None:  # cannot happen: every accepted row has both keys
                 continue
             parsed.append((at, t, rec))
+            for attr, reason in limits.record_problems(rec):
+                add(Problem(reason, file=name, row=at, column=table.col(RECORD_FIELDS[attr][0])))
             if t is not None:
                 planned.append(Planned(at, t, rec))
     _check_course_hours(table, parsed, course_hours, add)
@@ -551,6 +555,9 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
         raise ServiceError(f"文件“{file_name}”超过 {settings.IMPORT_MAX_BYTES // (1024 * 1024)}MB")
     if course_hours is not None and course_hours <= 0:
         raise ServiceError("课程学时须大于 0")
+    reason = limits.field_problem("course_hours", course_hours, ImportBatch)
+    if reason:
+        raise ServiceError(reason)
     digest = hashlib.sha256(data).hexdigest()
     earlier = earlier_import(org, digest)
     if earlier is not None:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from xuefen.errors import Problem
 from xuefen.model import RECORD_FIELDS, parse_record
 from xuefen.numbers import fmt
+from xuefen.web import limits
 from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Notification, Org, Record, Role, Source, Status, Teacher
 from xuefen.web.services import audit
@@ -76,6 +77,9 @@ def parse_facts(data: dict[str, Any], where: str = "") -> dict[str, Any]:
         raise ServiceError("；".join(str(p) for p in problems))
     facts = {name: getattr(rec, name) for name in FACT_FIELDS}
     facts["preset_credits"] = rec.credits
+    out_of_range = limits.problems(facts)
+    if out_of_range:
+        raise ServiceError("；".join(reason for _, reason in out_of_range))
     return {k: ("" if v is None and isinstance(Record._meta.get_field(k), CharField) else v) for k, v in facts.items()}
 
 
