@@ -88,6 +88,8 @@ def test_the_range_check_accepts_the_edges(world: World) -> None:
 def test_the_database_refuses_what_the_check_refuses(world: World) -> None:
     """The constraint matches the range (so a write that bypasses the
     services cannot store a value the pages cannot read)."""
+    from xuefen.web import limits
+
     t = world.teachers["alice"]
     for facts in ({"hours": limits.RANGES["hours"][1] + 1}, {"words": limits.RANGES["words"][1] + 1},
                   {"absent_hours": limits.RANGES["absent_hours"][1] + 1}, {"year": 1900}):

@@ -191,7 +191,7 @@ RECORD_RANGES: dict[str, tuple[Any, Any]] = {
 IMPORT_RANGES: dict[str, tuple[Any, Any]] = {"course_hours": RECORD_RANGES["hours"]}
 
 
-def _range_constraints(prefix: str, ranges: dict[str, tuple[Any, Any]]) -> list[models.CheckConstraint]:
+def _range_constraints(prefix: str, ranges: dict[str, tuple[Any, Any]]) -> list[models.BaseConstraint]:
     return [models.CheckConstraint(
         condition=models.Q(**{f"{name}__isnull": True}) | models.Q(**{f"{name}__gte": lo, f"{name}__lte": hi}),
         name=f"{prefix}_{name}_range") for name, (lo, hi) in ranges.items()]

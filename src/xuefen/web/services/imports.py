@@ -443,8 +443,8 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             add(Problem(f"教师“{tid}”的记录编号“{uid}”已存在于平台（{how}），同一记录不能重复导入",
                         file=name, row=n, column=table.col(RECORD_UID)))
         if "course_hours" in table.extra_present:
-            given, reason = _decimal(extra.get("course_hours"))
-            reason = reason or limits.field_problem("course_hours", given, ImportBatch)
+            hours_given, unreadable = _decimal(extra.get("course_hours"))
+            reason = unreadable or limits.field_problem("course_hours", hours_given, ImportBatch)
             if reason:
                 add(Problem(reason, file=name, row=n, column=table.col(COURSE_HOURS_HEADER)))
 
