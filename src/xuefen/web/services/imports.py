@@ -63,7 +63,16 @@ from django.utils import timezone
 
 from xuefen import idnumber
 from xuefen.errors import InputError, Problem
-from xuefen.io.readers import DATA_SHEET, HEADERS, decode_csv, read_rows
+from xuefen.io.readers import (
+    DATA_SHEET,
+    HEADERS,
+    TableLimits,
+    bounded_rows,
+    check_xlsx_container,
+    decode_csv,
+    read_rows,
+    xlsx_rows,
+)
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS, Ledger, parse_record
 from xuefen.model import Record as EngineRecord
 from xuefen.numbers import fmt
@@ -148,27 +157,25 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def table_limits() -> TableLimits:
+    """The size limits of a roster file, from the settings (XUEFEN_IMPORT_MAX_*)."""
+    return TableLimits(rows=settings.IMPORT_MAX_ROWS, columns=settings.IMPORT_MAX_COLUMNS,
+                       unpacked_bytes=settings.IMPORT_MAX_UNPACKED_BYTES)
+
+
 def _raw_rows(file_name: str, data: bytes) -> list[list[Any]]:
     suffix = PurePath(file_name).suffix.lower()
     if suffix == ".csv":
+        if data.startswith(b"PK\x03\x04"):
+            raise InputError(Problem("文件内容是 Excel（.xlsx）而扩展名是 .csv：请改回 .xlsx 后上传", file=file_name))
         text = decode_csv(data, file_name)
         try:
-            return [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+            return bounded_rows((list(r) for r in csv.reader(io.StringIO(text, newline=""))), file_name,
+                                table_limits())
         except csv.Error as exc:
             raise InputError(Problem(f"CSV 格式错误：{exc}", file=file_name)) from None
     if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        try:
-            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many kinds for a bad file
-            raise InputError(Problem(f"无法打开 Excel 文件（{type(exc).__name__}）：请确认是 .xlsx 格式",
-                                     file=file_name)) from None
-        try:
-            ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
-            return [list(r) for r in ws.iter_rows(values_only=True)]
-        finally:
-            wb.close()
+        return xlsx_rows(data, file_name, table_limits())
     if suffix in (".xls", ".et", ".wps"):
         raise InputError(Problem(f"不支持旧版表格格式“{suffix}”：请在 Excel/WPS 中另存为 .xlsx 后再导入",
                                  file=file_name))
@@ -219,19 +226,21 @@ def read_table(file_name: str, data: bytes) -> Table:
 def count_rows(file_name: str, data: bytes) -> int:
     """About how many data rows the file has, cheaply (decides whether the
     work runs in the background; the check counts exactly).  0 when the file
-    cannot be read."""
+    cannot be read or is over a limit (the check then says why)."""
     suffix = PurePath(file_name).suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl
 
         try:
+            check_xlsx_container(data, file_name, table_limits())
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
             ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
             declared = ws.max_row  # from the sheet's dimension, when Excel wrote one
             wb.close()
         except Exception:  # openpyxl raises many kinds for a bad file
             return 0
-        if isinstance(declared, int) and declared > 0:
+        # A dimension claiming more than the limit is not believed: the rows are counted (streamed, bounded).
+        if isinstance(declared, int) and 0 < declared <= settings.IMPORT_MAX_ROWS + 1:
             return max(declared - 1, 0)
     try:
         return len(read_table(file_name, data).data_rows)
