@@ -293,6 +293,14 @@ class ImportBatch(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
     # 课程学时 given on the upload form: no row may claim more hours.
     course_hours = models.DecimalField(_("课程学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+    # --- lease (issue 19 item 6: stuck imports) ---
+    # Written with every progress step; a running batch whose heartbeat is
+    # older than IMPORT_LEASE_SECONDS has lost its worker (services.imports.recover).
+    # Each run (check or write) carries the attempt it was started for, so a
+    # run that was given up on and wakes up later changes nothing.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    # --- end lease ---
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -166,6 +166,10 @@ IMPORT_BACKGROUND_ROWS = int(os.environ.get("XUEFEN_IMPORT_BACKGROUND_ROWS", "20
 IMPORT_MAX_ROWS = int(os.environ.get("XUEFEN_IMPORT_MAX_ROWS", "200000"))
 IMPORT_MAX_COLUMNS = int(os.environ.get("XUEFEN_IMPORT_MAX_COLUMNS", "64"))
 IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("XUEFEN_IMPORT_MAX_UNPACKED_BYTES", str(256 * 1024 * 1024)))
+# A running import whose heartbeat is older than this has lost its worker (services.imports.recover).
+IMPORT_LEASE_SECONDS = int(os.environ.get("XUEFEN_IMPORT_LEASE_SECONDS", "300"))
+# Broker unreachable for a large file: "inline" runs the work in the request, "fail" refuses it clearly.
+IMPORT_BROKER_FALLBACK = os.environ.get("XUEFEN_IMPORT_BROKER_FALLBACK", "inline")
 EVIDENCE_MAX_FILES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_FILES", "5"))
 EVIDENCE_MAX_TOTAL_BYTES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_TOTAL_BYTES", str(20 * 1024 * 1024)))
 REQUEST_MAX_BYTES = int(os.environ.get("XUEFEN_REQUEST_MAX_BYTES",
@@ -179,6 +183,7 @@ if os.environ.get("REDIS_URL"):
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("XUEFEN_BROKER_TIMEOUT_SECONDS", "3"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -42,6 +42,7 @@ Decisions (the upload page states them for users too):
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gc
 import hashlib
 import io
@@ -57,8 +58,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError
-from django.db.models import CharField
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, F
 from django.utils import timezone
 
 from xuefen import idnumber
@@ -572,7 +573,7 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
     if earlier is not None:
         return earlier
     batch = ImportBatch(org=org, uploaded_by=actor.user, file_name=file_name, sha256=digest,
-                        state=ImportBatch.State.VALIDATING, course_hours=course_hours)
+                        state=ImportBatch.State.VALIDATING, course_hours=course_hours, heartbeat=timezone.now())
     suffix = PurePath(file_name).suffix.lower()
     batch.file.save(f"{digest[:16]}{suffix if suffix in SUFFIXES else ''}", ContentFile(data), save=False)
     batch.total_rows = count_rows(file_name, data)
@@ -581,10 +582,22 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
 
 
 def _set(batch: ImportBatch, **values: Any) -> None:
-    """Write batch fields at once (progress is read by another request)."""
-    for key, value in values.items():
-        setattr(batch, key, value)
-    ImportBatch.objects.filter(pk=batch.pk).update(**values)
+    """Write batch fields at once (progress is read by another request);
+    every write is also the run's heartbeat.  Only while the batch is still
+    the run's own (``batch.attempt``): a run given up on by :func:`recover`
+    and woken later writes nothing over its successor."""
+    _finish(batch, batch.attempt, **values)
+
+
+def _finish(batch: ImportBatch, attempt: int, **values: Any) -> bool:
+    """The run's last write, only while the batch is still this run's (a
+    run given up on by :func:`recover` must not overwrite its successor)."""
+    values.setdefault("heartbeat", timezone.now())
+    done = ImportBatch.objects.filter(pk=batch.pk, attempt=attempt).update(**values) == 1
+    if done:
+        for key, value in values.items():
+            setattr(batch, key, value)
+    return done
 
 
 class _Progress:
@@ -634,14 +647,18 @@ def _collector_paused() -> Iterator[None]:
 
 
 @_collector_paused()
-def check_batch(batch: ImportBatch) -> ImportBatch:
-    """Phase 1 on a received batch: VALID, or INVALID with every problem."""
-    if batch.state != ImportBatch.State.VALIDATING:
+def check_batch(batch: ImportBatch, attempt: int | None = None) -> ImportBatch:
+    """Phase 1 on a received batch: VALID, or INVALID with every problem.
+    ``attempt``: the run this call was started for (a background task);
+    when the batch has been handed to a newer run since, nothing is done."""
+    batch.refresh_from_db(fields=["state", "attempt"])
+    if batch.state != ImportBatch.State.VALIDATING or (attempt is not None and attempt != batch.attempt):
         return batch
+    run = batch.attempt
     outcome = _outcome(batch, ImportBatch.State.VALIDATING)
     state = ImportBatch.State.INVALID if outcome.problems else ImportBatch.State.VALID
-    _set(batch, state=state, errors=[_problem_json(p) for p in outcome.problems],
-         total_rows=outcome.total_rows, done_rows=outcome.total_rows)
+    _finish(batch, run, state=state, errors=[_problem_json(p) for p in outcome.problems],
+            total_rows=outcome.total_rows, done_rows=outcome.total_rows)
     return batch
 
 
@@ -667,7 +684,7 @@ def queue_commit(actor: Actor, batch: ImportBatch) -> bool:
     the background task; False when someone else claimed it first."""
     _refuse_unless_allowed(actor, batch.org)
     claimed = ImportBatch.objects.filter(pk=batch.pk, state=ImportBatch.State.VALID).update(
-        state=ImportBatch.State.WRITING, done_rows=0)
+        state=ImportBatch.State.WRITING, done_rows=0, attempt=F("attempt") + 1, heartbeat=timezone.now())
     batch.refresh_from_db()
     return claimed == 1
 
@@ -688,13 +705,14 @@ def _db_record(planned: Planned, batch: ImportBatch, status: str, user: Any) -> 
 
 
 @_collector_paused()
-def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
+def commit_batch(actor: Actor, batch: ImportBatch, attempt: int | None = None) -> ImportBatch:
     """Phase 2: check again against the database as it is now, price every
     record, then write all of them in one transaction with one audit entry.
 
     Returns the batch: DONE on success; INVALID with ``errors`` when the
     check now fails (nothing written); or the earlier DONE batch of the same
-    file for the same unit (nothing added)."""
+    file for the same unit (nothing added).  ``attempt`` as for
+    :func:`check_batch`."""
     _refuse_unless_allowed(actor, batch.org)
     batch.refresh_from_db()
     if batch.state == ImportBatch.State.DONE:
@@ -705,15 +723,18 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
     status = STATUS_BY_ROLE.get(perm.role(actor.user) or "")
     if status is None:
         raise Denied("当前角色不能导入")
+    if attempt is not None and (batch.state != ImportBatch.State.WRITING or attempt != batch.attempt):
+        return batch  # a task for a run given up on (recover): a newer run owns the batch
     if batch.state == ImportBatch.State.VALID:
         if not queue_commit(actor, batch):
             return batch
     elif batch.state != ImportBatch.State.WRITING:
         raise ServiceError("该批次未通过校验，不能导入；请修改文件后重新上传")
+    run = batch.attempt
 
     outcome = _outcome(batch, ImportBatch.State.WRITING)
     if outcome.problems:
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(p) for p in outcome.problems])
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(p) for p in outcome.problems])
         return batch
 
     # Pricing (the engine, per teacher) is the slow part and writes nothing:
@@ -740,7 +761,7 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
         # same teachers queue rather than deadlock.
         with tallies.deferred():
             locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-            if locked.state != ImportBatch.State.WRITING:
+            if locked.state != ImportBatch.State.WRITING or locked.attempt != run:
                 return locked
             created = bulk.insert([r for records in by_teacher.values() for r in records])
             refresh_results(_verdicts_to_refresh(teachers, status))
@@ -756,10 +777,10 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
             })
     except IntegrityError:
         # Someone stored one of these records after the check: nothing was written.
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
             "写入时发现其中的记录刚被他人导入，本批次未写入任何记录；请重新上传校验", file=batch.file_name))])
     except Exception:
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
             "写入时出错，本批次未写入任何记录；请联系系统管理员", file=batch.file_name))])
         raise
     return batch
@@ -782,3 +803,58 @@ def _verdicts_to_refresh(teachers: dict[int, Teacher], status: str) -> list[Teac
 
 def _notice(org: Org, count: int, status: str) -> str:
     return f"{org.name}导入了您的 {count} 条培训记录（{Status(status).label}）"
+
+
+# ------------------------------------------------------------------ stuck runs
+#
+# Issue 19 item 6: a server killed during 确认导入, or a background worker that
+# died, left a batch at 写入中 or 校验中 for ever.  Every run writes a heartbeat
+# with its progress; a running batch whose heartbeat is older than the lease
+# has lost its worker.  A write that had not committed left nothing (it is one
+# transaction), so the batch goes back to 待确认 and may be confirmed again; a
+# check is simply run again.  A batch whose row is locked is inside its write
+# transaction — alive, however long it takes — and is left alone.
+
+RUNNING = (ImportBatch.State.VALIDATING, ImportBatch.State.WRITING)
+
+
+def lease_cutoff() -> Any:
+    return timezone.now() - dt.timedelta(seconds=settings.IMPORT_LEASE_SECONDS)
+
+
+def is_stale(batch: ImportBatch) -> bool:
+    seen = batch.heartbeat or batch.created_at
+    return batch.state in RUNNING and seen is not None and seen < lease_cutoff()
+
+
+def recover(batch: ImportBatch) -> bool:
+    """Take over a running batch whose worker is gone: 写入中 → 待确认,
+    校验中 stays 校验中 for a new run (the caller starts it).  True when it
+    was taken over; the batch is refreshed either way."""
+    if not is_stale(batch):
+        return False
+    cutoff = lease_cutoff()
+    with transaction.atomic():
+        row = (ImportBatch.objects.select_for_update(skip_locked=True)
+               .filter(pk=batch.pk, state=batch.state, attempt=batch.attempt).first())
+        if row is None or not is_stale(row) or (row.heartbeat or row.created_at) >= cutoff:
+            batch.refresh_from_db()
+            return False
+        state = ImportBatch.State.VALID if row.state == ImportBatch.State.WRITING else ImportBatch.State.VALIDATING
+        ImportBatch.objects.filter(pk=row.pk).update(state=state, attempt=row.attempt + 1, done_rows=0,
+                                                     heartbeat=timezone.now())
+        audit.log(None, "import_recover", row, org_path=row.org.path, before={"state": row.state},
+                  after={"state": str(state)}, comment="处理进程已停止，批次已恢复为可重试状态")
+    batch.refresh_from_db()
+    return True
+
+
+def give_up(batch: ImportBatch, reason: str) -> None:
+    """A run that cannot start (no background worker reachable): a check
+    ends INVALID with the reason, a write goes back to 待确认; nothing is
+    written either way."""
+    if batch.state == ImportBatch.State.WRITING:
+        _finish(batch, batch.attempt, state=ImportBatch.State.VALID)
+    elif batch.state == ImportBatch.State.VALIDATING:
+        _finish(batch, batch.attempt, state=ImportBatch.State.INVALID,
+                errors=[_problem_json(Problem(reason, file=batch.file_name))])
