@@ -91,10 +91,11 @@ def test_a_run_given_up_on_changes_nothing_when_it_wakes(world: World, settings:
 @pytest.fixture
 def broker_down(settings: Any) -> Iterator[None]:
     """A configured broker nobody listens on; every file counts as large."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.IMPORT_BACKGROUND_ROWS = 1
+    # read first: Celery loads its configuration from the Django settings on first use
     keys = ("task_always_eager", "broker_url", "broker_connection_timeout")
     saved = {k: app.conf.get(k) for k in keys}
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.IMPORT_BACKGROUND_ROWS = 1
     app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
     yield
     app.conf.update(saved)

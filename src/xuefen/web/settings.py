@@ -37,6 +37,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Production names its hosts (issue 19 item 12): the development list would
+# answer any request that reaches the server by a loopback name.
+if PRODUCTION and not os.environ.get("XUEFEN_ALLOWED_HOSTS"):
+    raise RuntimeError("生产环境必须设置 XUEFEN_ALLOWED_HOSTS（本平台对外的域名，逗号分隔）")
 ALLOWED_HOSTS = [h for h in os.environ.get("XUEFEN_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -153,8 +157,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-WHITENOISE_USE_FINDERS = True  # serve from the app's static/ without collectstatic
-if not PRODUCTION:
+# Embedded default: served from the app's static/ without collectstatic.  Production
+# (issue 19 item 11): `xuefen serve` collects them into STATIC_ROOT with gzip copies,
+# which WhiteNoise serves itself; no finder is consulted per request.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+if PRODUCTION:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    }
+else:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 MEDIA_ROOT = DATA_DIR / "media"
 # Evidence files are served through a permission-checked view, never as /media/.
@@ -203,6 +215,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "教师培训学分平台 REST API：记录、申报、导入与评估结果。权限与页面一致。",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # GET /api/schema/ for signed-in users only (issue 19 item 12): the same
+    # description is public in the repository (docs/api/openapi.yaml), but an
+    # anonymous probe of a deployment learns nothing from the server itself.
+    # XUEFEN_API_SCHEMA_PUBLIC=1 serves it to anyone.
+    "SERVE_PERMISSIONS": (["rest_framework.permissions.AllowAny"] if os.environ.get("XUEFEN_API_SCHEMA_PUBLIC") == "1"
+                          else ["rest_framework.permissions.IsAuthenticated"]),
     # Separate request and response components, so multipart uploads are described as binary.
     "COMPONENT_SPLIT_REQUEST": True,
 }
