@@ -277,6 +277,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gunicorn：{serving.options(args.host, args.port)['workers']} 个进程 × "
               f"{serving.options(args.host, args.port)['threads']} 个线程，"
               f"数据库连接至多 {serving.connection_budget()} 个", flush=True)
+        from django.db import connections
+
+        connections.close_all()  # a connection opened here must not be shared by the forked workers
         serving.run_gunicorn(args.host, args.port)
     else:
         call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, verbosity=0)
