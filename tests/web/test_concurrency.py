@@ -237,7 +237,10 @@ def test_a_worker_killed_mid_commit_leaves_nothing_and_the_retry_writes_all(
 def test_fifty_simultaneous_approvals_on_the_embedded_sqlite(tmp_path: Any) -> None:
     """The embedded default, on a database file as ./run.sh has it (its own
     process: the test run's SQLite is in memory).  Before issue 19: 49 × 500
-    "database is locked" for one record and for fifty different ones."""
+    "database is locked" for one record and for fifty different ones, and
+    pages failed while an import's commit held the database (every request
+    saved its session).  ``python -m tests.web.drills.sqlite_race DIR as-before``
+    runs the drill on the old settings."""
     import json
     import os
     import subprocess
@@ -256,3 +259,5 @@ def test_fifty_simultaneous_approvals_on_the_embedded_sqlite(tmp_path: Any) -> N
     assert out["audit_first"] == 1 and out["version_first"] == 2
     # the second race: the other 49 records each approved once (the first is already approved: 409)
     assert out["different"] == {"200": 49, "409": 1} and out["approved"] == 50
+    # pages read while a long write holds the database (an import's commit): none waits or fails
+    assert out["browse_during_write"] == {"200": 9}

@@ -98,8 +98,46 @@ def main() -> None:
 
     same = race([records[0].pk] * n)
     different = race([r.pk for r in records])
+
+    # Browsing while a long write (an import's commit) holds the database:
+    # pages that only read must not wait for it, let alone fail.
+    from django.db import transaction
+
+    from xuefen.web.models import Notification
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def long_write() -> None:
+        try:
+            with transaction.atomic():
+                Notification.objects.create(user=officers[0], message="导入中")
+                holding.set()
+                release.wait(timeout=60)
+        finally:
+            connections.close_all()
+
+    teacher_client = Client()
+    teacher_client.force_login(User.objects.get(username="teacher0"))
+    for c, path in ((teacher_client, "/me/"), (clients[1], "/review/"), (clients[2], "/dashboard/")):
+        c.get(path)  # signed in and seen once, as a browsing user is
+    connections.close_all()
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    holding.wait(timeout=30)
+    browse: Counter[int] = Counter()
+    pages = [(clients[1], "/review/"), (clients[2], "/dashboard/"), (teacher_client, "/me/")]
+    for c, path in pages * 3:
+        try:
+            browse[c.get(path).status_code] += 1
+        except Exception as exc:
+            browse[500] += 1
+            sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+    release.set()
+    writer.join(timeout=60)
+    connections.close_all()
     out = {
-        "same": dict(same), "different": dict(different),
+        "same": dict(same), "different": dict(different), "browse_during_write": dict(browse),
         "approved": Record.objects.filter(status=Status.SCHOOL_APPROVED).count(),
         "audit_first": AuditEntry.objects.filter(action="school_approve", object_id=str(records[0].pk)).count(),
         "version_first": Record.objects.get(pk=records[0].pk).version,

@@ -134,7 +134,9 @@ def home(request: HttpRequest) -> HttpResponse:
     records = list(teacher.records.order_by("-year", "-created_at"))
     declarations = [r for r in records if r.source == Source.DECLARATION and r.status != Status.CERTIFIED]
     notifications = list(request.user.notifications.all()[:8])  # type: ignore[union-attr]
-    request.user.notifications.filter(read=False).update(read=True)  # type: ignore[union-attr]
+    unread = request.user.notifications.filter(read=False)  # type: ignore[union-attr]
+    if unread.exists():  # a read-only visit takes no write lock (SQLite: an import may hold it for minutes)
+        unread.update(read=True)
     return render(request, "xuefen/teacher_home.html", {
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary),
         "declarations": declarations, "returned": [r for r in declarations if r.status == Status.RETURNED],
