@@ -130,16 +130,13 @@ def _start_check(batch: ImportBatch) -> None:
 
 def _recover(request: HttpRequest, batch: ImportBatch) -> None:
     """A running batch whose worker is gone is taken over (services.imports.recover)."""
-    if not service.recover(batch):
-        return
-    if batch.state == ImportBatch.State.VALID:
-        messages.warning(request, "上次写入在完成前中断（处理进程已停止），未写入任何记录；可再次确认导入")
-    else:
-        messages.warning(request, "上次校验在完成前中断（处理进程已停止），已重新开始校验")
-        try:
-            _start_check(batch)
-        except ServiceError as exc:
-            messages.error(request, str(exc))
+    if not service.recover(batch) or batch.state == ImportBatch.State.VALID:
+        return  # a write taken over: the page itself says so (imports_detail.html, attempt > 1)
+    messages.warning(request, "上次校验在完成前中断（处理进程已停止），已重新开始校验")
+    try:
+        _start_check(batch)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
 
 
 def _context(batch: ImportBatch) -> dict[str, Any]:
