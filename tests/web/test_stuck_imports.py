@@ -97,8 +97,18 @@ def broker_down(settings: Any) -> Iterator[None]:
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.IMPORT_BACKGROUND_ROWS = 1
     app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
+    _fresh_connections()
     yield
     app.conf.update(saved)
+    _fresh_connections()
+
+
+def _fresh_connections() -> None:
+    """Celery keeps its producer connections once made: drop them, so the
+    broker just configured is the one dialled."""
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def _upload(client: Client, world: World) -> Any:
