@@ -112,6 +112,7 @@ STATUS_BY_ROLE: dict[str, str] = {
 }
 
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
+CSV_MAX_LINE = 1024 * 1024
 # How often (in rows) progress is written for the page's progress bar, and
 # at most how often (in seconds): each write is a commit, and a large file
 # would otherwise spend seconds on them.
@@ -170,6 +171,12 @@ def _raw_rows(file_name: str, data: bytes) -> list[list[Any]]:
         if data.startswith(b"PK\x03\x04"):
             raise InputError(Problem("文件内容是 Excel（.xlsx）而扩展名是 .csv：请改回 .xlsx 后上传", file=file_name))
         text = decode_csv(data, file_name)
+        # One row is a few kilobytes at most (36 columns, 200 characters each);
+        # a line of millions of commas would become millions of cells at once.
+        longest = max((len(line) for line in io.StringIO(text)), default=0)
+        if longest > CSV_MAX_LINE:
+            raise InputError(Problem(f"文件中有一行长达 {longest // 1024}KB，超过上限 {CSV_MAX_LINE // 1024}KB："
+                                     "不是导入模板格式的 CSV", file=file_name))
         try:
             return bounded_rows((list(r) for r in csv.reader(io.StringIO(text, newline=""))), file_name,
                                 table_limits())
