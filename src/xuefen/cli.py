@@ -262,8 +262,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     call_command("createcachetable", verbosity=0)
     if not args.no_demo:
         call_command("demo")
+    from django.conf import settings
+
+    from xuefen.web import serving
+
+    server = args.server
+    if server == "auto":
+        server = "gunicorn" if serving.gunicorn_available() else "runserver"
+    if settings.PRODUCTION:
+        # WhiteNoise serves the collected, precompressed copies (settings.STORAGES).
+        call_command("collectstatic", interactive=False, verbosity=0)
     print(f"\n学分平台已启动：http://{args.host}:{args.port}/  （Ctrl+C 停止）", flush=True)
-    call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, verbosity=0)
+    if server == "gunicorn":
+        print(f"gunicorn：{serving.options(args.host, args.port)['workers']} 个进程 × "
+              f"{serving.options(args.host, args.port)['threads']} 个线程，"
+              f"数据库连接至多 {serving.connection_budget()} 个", flush=True)
+        from django.db import connections
+
+        connections.close_all()  # a connection opened here must not be shared by the forked workers
+        serving.run_gunicorn(args.host, args.port)
+    else:
+        call_command("runserver", f"{args.host}:{args.port}", use_reloader=False, verbosity=0)
     return 0
 
 
@@ -322,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", default="8000")
     p.add_argument("--no-demo", action="store_true", help="不载入演示数据")
+    p.add_argument("--server", choices=["auto", "gunicorn", "runserver"], default="auto",
+                   help="auto：gunicorn（Windows 上为 Django 开发服务器）；runserver 仅供调试")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("bench", help="性能测试：批量评估与手写 DuckDB SQL、Python 循环对比（参数同 benchmarks/bench_scale.py）",
                        add_help=False)

@@ -308,3 +308,23 @@ def test_teacher_home_and_dashboard_stay_cheap(ledger_world: World, django_asser
     dora = login(ledger_world, "dora")
     with django_assert_max_num_queries(30):
         assert dora.get(reverse("dashboard")).status_code == 200
+
+
+def test_at_risk_shortfalls_are_the_stored_figures(world: World) -> None:
+    """The district dashboard reads each at-risk teacher's shortfall from the
+    stored evaluation in the database (not by decoding every evaluation):
+    the figures are the stored ones, on SQLite and PostgreSQL."""
+    from django.utils import timezone
+
+    from xuefen.web.models import TeacherResult
+    from xuefen.web.views.officer import at_risk
+
+    world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(8))
+    year = timezone.localdate().year
+    results, total = at_risk(world.orgs["east"], year)
+    assert total > 0 and results
+    for r in results:
+        stored = TeacherResult.objects.get(pk=r.pk).data
+        expected = ((stored.get("years") or {}).get(str(year)) or {}).get("shortfall")
+        assert r.year_shortfall == (Decimal(str(expected)) if expected not in (None, "") else 0)
+    assert any(r.year_shortfall > 0 for r in results)

@@ -228,18 +228,115 @@ def read_csv(path: Path) -> list[Ledger]:
 
 
 def read_xlsx(path: Path) -> list[Ledger]:
+    return read_rows(xlsx_rows(path.read_bytes(), path.name), path.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableLimits:
+    """How large a table file may be, once unpacked (issue 19 item 3: a
+    98 KB sheet declaring A1:XFD1048576 took a server from 0.6 to 2.8 GB).
+    A file over a limit is refused with a message, never half-read."""
+
+    rows: int = 200_000  # data rows below the header
+    columns: int = 64  # the template has 34, the platform adds 2
+    unpacked_bytes: int = 256 * 1024 * 1024  # all members of the XLSX zip together
+    members: int = 1000  # parts in the zip (a real workbook has a few dozen)
+
+
+def _refuse(name: str, reason: str) -> InputError:
+    return InputError(Problem(reason, file=name))
+
+
+def check_xlsx_container(data: bytes, name: str, limits: TableLimits) -> None:
+    """The zip itself, before any XML is parsed: a ZIP by its first bytes,
+    a bounded number of parts, and a bounded size once unpacked (the sizes
+    the zip declares; the parser's reads are bounded by them)."""
+    import zipfile
+
+    if not data.startswith(b"PK\x03\x04"):
+        raise _refuse(name, "不是 Excel（.xlsx）文件：文件内容不是 xlsx 格式，请用 Excel/WPS 另存为 .xlsx")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.infolist()
+            if len(members) > limits.members:
+                raise _refuse(name, f"Excel 文件包含 {len(members)} 个部件，超过上限 {limits.members}：不是正常的工作簿")
+            unpacked = sum(m.file_size for m in members)
+            if unpacked > limits.unpacked_bytes:
+                raise _refuse(name, f"Excel 文件解压后为 {unpacked // (1024 * 1024)}MB，超过上限 "
+                                    f"{limits.unpacked_bytes // (1024 * 1024)}MB：请拆分为多个文件")
+            # Excel and WPS never write a DTD; one is how entity bombs and
+            # external entities get in.  A declaration must precede the root
+            # element, so the first bytes of each part tell.
+            for m in members:
+                if m.filename.endswith((".xml", ".rels", ".vml")):
+                    with zf.open(m) as part:
+                        head = part.read(4096).upper()
+                    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                        raise _refuse(name, f"Excel 文件的部件“{m.filename}”含有 XML 实体声明（DOCTYPE），"
+                                            "不是 Excel/WPS 保存的正常文件，已拒绝")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise _refuse(name, "Excel 文件已损坏，无法打开：请确认是 .xlsx 格式") from None
+
+
+def xlsx_rows(data: bytes, name: str, limits: TableLimits | None = None) -> list[list[Any]]:
+    """The data sheet's rows, streamed and bounded: only the cells a row
+    really holds (the sheet's declared dimension is ignored, so a sheet
+    claiming A1:XFD1048576 costs what it contains), at most ``limits.columns``
+    wide from the header's last column, at most ``limits.rows`` rows.  XML
+    entities are refused (openpyxl parses through defusedxml when installed,
+    which the package pins)."""
     import openpyxl
 
+    limits = limits or TableLimits()
+    check_xlsx_container(data, name, limits)
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a bad file
-        raise InputError(Problem(f"无法打开 Excel 文件（{type(exc).__name__}）：请确认是 .xlsx 格式", file=path.name)) from None
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds for a bad file; their names mean nothing to users
+        raise _refuse(name, "无法打开 Excel 文件：文件已损坏或不是 .xlsx 格式，请用模板另存后重新上传") from None
     try:
         ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
-        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        if hasattr(ws, "reset_dimensions"):
+            ws.reset_dimensions()
+        return bounded_rows((list(r) for r in ws.iter_rows(values_only=True)), name, limits)
+    except InputError:
+        raise
+    except Exception:  # a malformed or hostile part (defusedxml: EntitiesForbidden, DTDForbidden)
+        raise _refuse(name, "无法读取 Excel 文件内容：请确认是用 Excel/WPS 保存的 .xlsx 文件") from None
     finally:
         wb.close()
-    return read_rows(rows, path.name)
+
+
+def bounded_rows(rows: Iterable[list[Any]], name: str, limits: TableLimits) -> list[list[Any]]:
+    """Rows from a stream, each cut to the header's width; refused when the
+    header is wider than ``limits.columns`` or more than ``limits.rows``
+    rows below it hold data.  Blank rows keep their place (row numbers stay
+    the sheet's own) but a run of more than ``limits.rows`` of them ends the
+    sheet, and blank rows at the end are dropped."""
+    out: list[list[Any]] = []
+    width: int | None = None
+    data = blank_run = 0
+    for row in rows:
+        cut = row if width is None else row[:width]
+        if all(_blank(c) for c in cut):
+            blank_run += 1
+            if blank_run > limits.rows:
+                break
+            out.append([])
+            continue
+        blank_run = 0
+        if width is None:
+            width = max(i for i, c in enumerate(row) if not _blank(c)) + 1
+            if width > limits.columns:
+                raise _refuse(name, f"表头有 {width} 列，超过上限 {limits.columns} 列：请使用导入模板的列")
+            cut = row[:width]
+        else:
+            data += 1
+            if data > limits.rows:
+                raise _refuse(name, f"文件超过 {limits.rows} 行数据：请拆分为多个文件")
+        out.append(cut)
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def _blank(value: Any) -> bool:

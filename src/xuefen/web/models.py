@@ -173,6 +173,31 @@ class RecordQuerySet(models.QuerySet["Record"]):
         return self.filter(record_scope(user))
 
 
+# --- number ranges (issue 19: stored denial of service) ---
+# The widest value each number of a record may hold: far above anything a
+# policy counts (a five-year degree is about 2,000 学时 a year), far below
+# what the columns can store, so a typing slip or a hostile value is refused
+# with a message instead of breaking every page that reads it.  The form, the
+# API and the import check apply them through ``web.limits``; the database
+# holds the same bounds as CHECK constraints (Record.Meta), so changing one is
+# a migration.
+_YEARS = (1950, 2100)  # the interchange reader's own bounds (xuefen.model)
+RECORD_RANGES: dict[str, tuple[Any, Any]] = {
+    "year": _YEARS, "completed_year": _YEARS, "makeup_for_year": _YEARS,
+    "hours": (Decimal(0), Decimal(10000)), "absent_hours": (Decimal(0), Decimal(10000)),
+    "days": (Decimal(0), Decimal(1000)), "preset_credits": (Decimal(0), Decimal(1000)),
+    "topics": (0, 1000), "words": (0, 100_000_000),
+}
+IMPORT_RANGES: dict[str, tuple[Any, Any]] = {"course_hours": RECORD_RANGES["hours"]}
+
+
+def _range_constraints(prefix: str, ranges: dict[str, tuple[Any, Any]]) -> list[models.BaseConstraint]:
+    return [models.CheckConstraint(
+        condition=models.Q(**{f"{name}__isnull": True}) | models.Q(**{f"{name}__gte": lo, f"{name}__lte": hi}),
+        name=f"{prefix}_{name}_range") for name, (lo, hi) in ranges.items()]
+# --- end number ranges ---
+
+
 class Record(models.Model):
     """One ledger entry: the facts as declared or imported, in the interchange
     vocabulary, plus its workflow state and the credits the engine computed
@@ -223,7 +248,8 @@ class Record(models.Model):
 
     class Meta:
         ordering = ["teacher", "year", "uid"]
-        constraints = [models.UniqueConstraint(fields=["teacher", "uid"], name="record_uid_per_teacher")]
+        constraints = [models.UniqueConstraint(fields=["teacher", "uid"], name="record_uid_per_teacher"),
+                       *_range_constraints("record", RECORD_RANGES)]
         verbose_name = _("学分记录")
 
     def __str__(self) -> str:
@@ -267,9 +293,18 @@ class ImportBatch(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
     # 课程学时 given on the upload form: no row may claim more hours.
     course_hours = models.DecimalField(_("课程学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+    # --- lease (issue 19 item 6: stuck imports) ---
+    # Written with every progress step; a running batch whose heartbeat is
+    # older than IMPORT_LEASE_SECONDS has lost its worker (services.imports.recover).
+    # Each run (check or write) carries the attempt it was started for, so a
+    # run that was given up on and wakes up later changes nothing.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    # --- end lease ---
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = _range_constraints("importbatch", IMPORT_RANGES)
 
 
 class TeacherResult(models.Model):

@@ -37,6 +37,10 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Production names its hosts (issue 19 item 12): the development list would
+# answer any request that reaches the server by a loopback name.
+if PRODUCTION and not os.environ.get("XUEFEN_ALLOWED_HOSTS"):
+    raise RuntimeError("生产环境必须设置 XUEFEN_ALLOWED_HOSTS（本平台对外的域名，逗号分隔）")
 ALLOWED_HOSTS = [h for h in os.environ.get("XUEFEN_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -52,16 +56,19 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "xuefen.web.middleware.RequestSizeLimit",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from the package: no web server needed for the embedded default.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "xuefen.web.middleware.SessionTouch",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "xuefen.web.middleware.DatabaseBusy",
 ]
 
 ROOT_URLCONF = "xuefen.web.urls"
@@ -83,15 +90,33 @@ TEMPLATES = [
     },
 ]
 
+# Connections (issue 19 item 11): the production server (gunicorn, xuefen.web.serving)
+# runs a fixed number of worker threads, each keeping one connection for
+# CONN_MAX_AGE seconds, so the server never holds more than workers × threads
+# connections however many browsers are open.  Under the development server,
+# which starts a thread per request, a kept connection would outlive its
+# thread: there it is closed after each request.
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{DATA_DIR / 'xuefen.sqlite3'}",
-        conn_max_age=60,
+        conn_max_age=int(os.environ.get("XUEFEN_DB_CONN_MAX_AGE", "60" if PRODUCTION else "0")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Concurrent writers on the embedded database (issue 19 item 5): WAL lets
+    # readers go on while one writes; every transaction takes the write lock
+    # when it begins (IMMEDIATE), so two writers queue on the busy timeout
+    # instead of one failing at its first write with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": int(os.environ.get("XUEFEN_SQLITE_BUSY_SECONDS", "30")),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
+    if PRODUCTION and os.environ.get("XUEFEN_ALLOW_SQLITE") != "1":
+        raise RuntimeError("生产环境须使用 PostgreSQL（设置 DATABASE_URL）；"
+                           "确需在生产环境使用 SQLite 时设置 XUEFEN_ALLOW_SQLITE=1")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -111,7 +136,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Idle timeout: a session lasts 30 minutes after the last request.
 SESSION_COOKIE_AGE = int(os.environ.get("XUEFEN_SESSION_IDLE_SECONDS", "1800"))
-SESSION_SAVE_EVERY_REQUEST = True
+# Not saved on every request: SessionTouch (web/middleware.py) pushes the expiry on
+# at most once a minute, so the idle timeout holds to within that minute.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_TOUCH_SECONDS = int(os.environ.get("XUEFEN_SESSION_TOUCH_SECONDS", "60"))
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -129,14 +157,35 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-WHITENOISE_USE_FINDERS = True  # serve from the app's static/ without collectstatic
-if not PRODUCTION:
+# Embedded default: served from the app's static/ without collectstatic.  Production
+# (issue 19 item 11): `xuefen serve` collects them into STATIC_ROOT with gzip copies,
+# which WhiteNoise serves itself; no finder is consulted per request.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+if PRODUCTION:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    }
+else:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 MEDIA_ROOT = DATA_DIR / "media"
 # Evidence files are served through a permission-checked view, never as /media/.
 EVIDENCE_MAX_BYTES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_BYTES", str(10 * 1024 * 1024)))
 IMPORT_MAX_BYTES = int(os.environ.get("XUEFEN_IMPORT_MAX_BYTES", str(50 * 1024 * 1024)))
 IMPORT_BACKGROUND_ROWS = int(os.environ.get("XUEFEN_IMPORT_BACKGROUND_ROWS", "2000"))
+# Hostile files (issue 19 items 3-4, issue 17 item 4): a roster file's size once
+# unpacked, rows and columns; evidence per declaration; the body of any request.
+IMPORT_MAX_ROWS = int(os.environ.get("XUEFEN_IMPORT_MAX_ROWS", "200000"))
+IMPORT_MAX_COLUMNS = int(os.environ.get("XUEFEN_IMPORT_MAX_COLUMNS", "64"))
+IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("XUEFEN_IMPORT_MAX_UNPACKED_BYTES", str(256 * 1024 * 1024)))
+# A running import whose heartbeat is older than this has lost its worker (services.imports.recover).
+IMPORT_LEASE_SECONDS = int(os.environ.get("XUEFEN_IMPORT_LEASE_SECONDS", "300"))
+# Broker unreachable for a large file: "inline" runs the work in the request, "fail" refuses it clearly.
+IMPORT_BROKER_FALLBACK = os.environ.get("XUEFEN_IMPORT_BROKER_FALLBACK", "inline")
+EVIDENCE_MAX_FILES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_FILES", "5"))
+EVIDENCE_MAX_TOTAL_BYTES = int(os.environ.get("XUEFEN_EVIDENCE_MAX_TOTAL_BYTES", str(20 * 1024 * 1024)))
+REQUEST_MAX_BYTES = int(os.environ.get("XUEFEN_REQUEST_MAX_BYTES",
+                                       str(max(IMPORT_MAX_BYTES, EVIDENCE_MAX_TOTAL_BYTES) + 1024 * 1024)))
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "xuefen_cache"}}
 if os.environ.get("REDIS_URL"):
@@ -146,6 +195,7 @@ if os.environ.get("REDIS_URL"):
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("XUEFEN_BROKER_TIMEOUT_SECONDS", "3"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -165,6 +215,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "教师培训学分平台 REST API：记录、申报、导入与评估结果。权限与页面一致。",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # GET /api/schema/ for signed-in users only (issue 19 item 12): the same
+    # description is public in the repository (docs/api/openapi.yaml), but an
+    # anonymous probe of a deployment learns nothing from the server itself.
+    # XUEFEN_API_SCHEMA_PUBLIC=1 serves it to anyone.
+    "SERVE_PERMISSIONS": (["rest_framework.permissions.AllowAny"] if os.environ.get("XUEFEN_API_SCHEMA_PUBLIC") == "1"
+                          else ["rest_framework.permissions.IsAuthenticated"]),
     # Separate request and response components, so multipart uploads are described as binary.
     "COMPONENT_SPLIT_REQUEST": True,
 }

@@ -121,5 +121,8 @@ def revoke_token(actor: Actor) -> None:
 
 
 def mark_notifications_read(actor: Actor) -> int:
-    """The teacher has seen her notifications (her home page shows them)."""
-    return int(actor.user.notifications.filter(read=False).update(read=True))
+    """The teacher has seen her notifications (her home page shows them).
+    A visit with nothing unread writes nothing, so a read-only page takes no
+    write lock (on SQLite an import may hold it for minutes)."""
+    unread = actor.user.notifications.filter(read=False)
+    return int(unread.update(read=True)) if unread.exists() else 0

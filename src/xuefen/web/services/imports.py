@@ -42,6 +42,7 @@ Decisions (the upload page states them for users too):
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gc
 import hashlib
 import io
@@ -57,17 +58,27 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError
-from django.db.models import CharField
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, F
 from django.utils import timezone
 
 from xuefen import idnumber
 from xuefen.errors import InputError, Problem
-from xuefen.io.readers import DATA_SHEET, HEADERS, decode_csv, read_rows
+from xuefen.io.readers import (
+    DATA_SHEET,
+    HEADERS,
+    TableLimits,
+    bounded_rows,
+    check_xlsx_container,
+    decode_csv,
+    read_rows,
+    xlsx_rows,
+)
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS, Ledger, parse_record
 from xuefen.model import Record as EngineRecord
 from xuefen.numbers import fmt
 from xuefen.policy.loader import default_registry
+from xuefen.web import limits
 from xuefen.web import permissions as perm
 from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher, TeacherResult
 from xuefen.web.services import audit, bulk, tallies
@@ -101,6 +112,7 @@ STATUS_BY_ROLE: dict[str, str] = {
 }
 
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
+CSV_MAX_LINE = 1024 * 1024
 # How often (in rows) progress is written for the page's progress bar, and
 # at most how often (in seconds): each write is a commit, and a large file
 # would otherwise spend seconds on them.
@@ -147,27 +159,31 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+def table_limits() -> TableLimits:
+    """The size limits of a roster file, from the settings (XUEFEN_IMPORT_MAX_*)."""
+    return TableLimits(rows=settings.IMPORT_MAX_ROWS, columns=settings.IMPORT_MAX_COLUMNS,
+                       unpacked_bytes=settings.IMPORT_MAX_UNPACKED_BYTES)
+
+
 def _raw_rows(file_name: str, data: bytes) -> list[list[Any]]:
     suffix = PurePath(file_name).suffix.lower()
     if suffix == ".csv":
+        if data.startswith(b"PK\x03\x04"):
+            raise InputError(Problem("文件内容是 Excel（.xlsx）而扩展名是 .csv：请改回 .xlsx 后上传", file=file_name))
         text = decode_csv(data, file_name)
+        # One row is a few kilobytes at most (36 columns, 200 characters each);
+        # a line of millions of commas would become millions of cells at once.
+        longest = max((len(line) for line in io.StringIO(text)), default=0)
+        if longest > CSV_MAX_LINE:
+            raise InputError(Problem(f"文件中有一行长达 {longest // 1024}KB，超过上限 {CSV_MAX_LINE // 1024}KB："
+                                     "不是导入模板格式的 CSV", file=file_name))
         try:
-            return [list(r) for r in csv.reader(io.StringIO(text, newline=""))]
+            return bounded_rows((list(r) for r in csv.reader(io.StringIO(text, newline=""))), file_name,
+                                table_limits())
         except csv.Error as exc:
             raise InputError(Problem(f"CSV 格式错误：{exc}", file=file_name)) from None
     if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
-
-        try:
-            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception:  # openpyxl raises many kinds for a bad file; their names mean nothing to users
-            raise InputError(Problem("无法打开 Excel 文件：文件已损坏或不是 .xlsx 格式，请用模板另存后重新上传",
-                                     file=file_name)) from None
-        try:
-            ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
-            return [list(r) for r in ws.iter_rows(values_only=True)]
-        finally:
-            wb.close()
+        return xlsx_rows(data, file_name, table_limits())
     if suffix in (".xls", ".et", ".wps"):
         raise InputError(Problem(f"不支持旧版表格格式“{suffix}”：请在 Excel/WPS 中另存为 .xlsx 后再导入",
                                  file=file_name))
@@ -218,19 +234,21 @@ def read_table(file_name: str, data: bytes) -> Table:
 def count_rows(file_name: str, data: bytes) -> int:
     """About how many data rows the file has, cheaply (decides whether the
     work runs in the background; the check counts exactly).  0 when the file
-    cannot be read."""
+    cannot be read or is over a limit (the check then says why)."""
     suffix = PurePath(file_name).suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         import openpyxl
 
         try:
+            check_xlsx_container(data, file_name, table_limits())
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
             ws = wb[DATA_SHEET] if DATA_SHEET in wb.sheetnames else wb.worksheets[0]
             declared = ws.max_row  # from the sheet's dimension, when Excel wrote one
             wb.close()
         except Exception:  # openpyxl raises many kinds for a bad file
             return 0
-        if isinstance(declared, int) and declared > 0:
+        # A dimension claiming more than the limit is not believed: the rows are counted (streamed, bounded).
+        if isinstance(declared, int) and 0 < declared <= settings.IMPORT_MAX_ROWS + 1:
             return max(declared - 1, 0)
     try:
         return len(read_table(file_name, data).data_rows)
@@ -442,7 +460,8 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             add(Problem(f"教师“{tid}”的记录编号“{uid}”已存在于平台（{how}），同一记录不能重复导入",
                         file=name, row=n, column=table.col(RECORD_UID)))
         if "course_hours" in table.extra_present:
-            _, reason = _decimal(extra.get("course_hours"))
+            hours_given, unreadable = _decimal(extra.get("course_hours"))
+            reason = unreadable or limits.field_problem("course_hours", hours_given, ImportBatch)
             if reason:
                 add(Problem(reason, file=name, row=n, column=table.col(COURSE_HOURS_HEADER)))
 
@@ -463,6 +482,8 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             if at is None:  # cannot happen: every accepted row has both keys
                 continue
             parsed.append((at, t, rec))
+            for attr, reason in limits.record_problems(rec):
+                add(Problem(reason, file=name, row=at, column=table.col(RECORD_FIELDS[attr][0])))
             if t is not None:
                 planned.append(Planned(at, t, rec))
     _check_course_hours(table, parsed, course_hours, add)
@@ -551,12 +572,15 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
         raise ServiceError(f"文件“{file_name}”超过 {settings.IMPORT_MAX_BYTES // (1024 * 1024)}MB")
     if course_hours is not None and course_hours <= 0:
         raise ServiceError("课程学时须大于 0")
+    reason = limits.field_problem("course_hours", course_hours, ImportBatch)
+    if reason:
+        raise ServiceError(reason)
     digest = hashlib.sha256(data).hexdigest()
     earlier = earlier_import(org, digest)
     if earlier is not None:
         return earlier
     batch = ImportBatch(org=org, uploaded_by=actor.user, file_name=file_name, sha256=digest,
-                        state=ImportBatch.State.VALIDATING, course_hours=course_hours)
+                        state=ImportBatch.State.VALIDATING, course_hours=course_hours, heartbeat=timezone.now())
     suffix = PurePath(file_name).suffix.lower()
     batch.file.save(f"{digest[:16]}{suffix if suffix in SUFFIXES else ''}", ContentFile(data), save=False)
     batch.total_rows = count_rows(file_name, data)
@@ -565,10 +589,22 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
 
 
 def _set(batch: ImportBatch, **values: Any) -> None:
-    """Write batch fields at once (progress is read by another request)."""
-    for key, value in values.items():
-        setattr(batch, key, value)
-    ImportBatch.objects.filter(pk=batch.pk).update(**values)
+    """Write batch fields at once (progress is read by another request);
+    every write is also the run's heartbeat.  Only while the batch is still
+    the run's own (``batch.attempt``): a run given up on by :func:`recover`
+    and woken later writes nothing over its successor."""
+    _finish(batch, batch.attempt, **values)
+
+
+def _finish(batch: ImportBatch, attempt: int, **values: Any) -> bool:
+    """The run's last write, only while the batch is still this run's (a
+    run given up on by :func:`recover` must not overwrite its successor)."""
+    values.setdefault("heartbeat", timezone.now())
+    done = ImportBatch.objects.filter(pk=batch.pk, attempt=attempt).update(**values) == 1
+    if done:
+        for key, value in values.items():
+            setattr(batch, key, value)
+    return done
 
 
 class _Progress:
@@ -618,14 +654,18 @@ def _collector_paused() -> Iterator[None]:
 
 
 @_collector_paused()
-def check_batch(batch: ImportBatch) -> ImportBatch:
-    """Phase 1 on a received batch: VALID, or INVALID with every problem."""
-    if batch.state != ImportBatch.State.VALIDATING:
+def check_batch(batch: ImportBatch, attempt: int | None = None) -> ImportBatch:
+    """Phase 1 on a received batch: VALID, or INVALID with every problem.
+    ``attempt``: the run this call was started for (a background task);
+    when the batch has been handed to a newer run since, nothing is done."""
+    batch.refresh_from_db(fields=["state", "attempt"])
+    if batch.state != ImportBatch.State.VALIDATING or (attempt is not None and attempt != batch.attempt):
         return batch
+    run = batch.attempt
     outcome = _outcome(batch, ImportBatch.State.VALIDATING)
     state = ImportBatch.State.INVALID if outcome.problems else ImportBatch.State.VALID
-    _set(batch, state=state, errors=[_problem_json(p) for p in outcome.problems],
-         total_rows=outcome.total_rows, done_rows=outcome.total_rows)
+    _finish(batch, run, state=state, errors=[_problem_json(p) for p in outcome.problems],
+            total_rows=outcome.total_rows, done_rows=outcome.total_rows)
     return batch
 
 
@@ -651,7 +691,7 @@ def queue_commit(actor: Actor, batch: ImportBatch) -> bool:
     the background task; False when someone else claimed it first."""
     _refuse_unless_allowed(actor, batch.org)
     claimed = ImportBatch.objects.filter(pk=batch.pk, state=ImportBatch.State.VALID).update(
-        state=ImportBatch.State.WRITING, done_rows=0)
+        state=ImportBatch.State.WRITING, done_rows=0, attempt=F("attempt") + 1, heartbeat=timezone.now())
     batch.refresh_from_db()
     return claimed == 1
 
@@ -672,13 +712,14 @@ def _db_record(planned: Planned, batch: ImportBatch, status: str, user: Any) -> 
 
 
 @_collector_paused()
-def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
+def commit_batch(actor: Actor, batch: ImportBatch, attempt: int | None = None) -> ImportBatch:
     """Phase 2: check again against the database as it is now, price every
     record, then write all of them in one transaction with one audit entry.
 
     Returns the batch: DONE on success; INVALID with ``errors`` when the
     check now fails (nothing written); or the earlier DONE batch of the same
-    file for the same unit (nothing added)."""
+    file for the same unit (nothing added).  ``attempt`` as for
+    :func:`check_batch`."""
     _refuse_unless_allowed(actor, batch.org)
     batch.refresh_from_db()
     if batch.state == ImportBatch.State.DONE:
@@ -689,15 +730,18 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
     status = STATUS_BY_ROLE.get(perm.role(actor.user) or "")
     if status is None:
         raise Denied("当前角色不能导入")
+    if attempt is not None and (batch.state != ImportBatch.State.WRITING or attempt != batch.attempt):
+        return batch  # a task for a run given up on (recover): a newer run owns the batch
     if batch.state == ImportBatch.State.VALID:
         if not queue_commit(actor, batch):
             return batch
     elif batch.state != ImportBatch.State.WRITING:
         raise ServiceError("该批次未通过校验，不能导入；请修改文件后重新上传")
+    run = batch.attempt
 
     outcome = _outcome(batch, ImportBatch.State.WRITING)
     if outcome.problems:
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(p) for p in outcome.problems])
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(p) for p in outcome.problems])
         return batch
 
     # Pricing (the engine, per teacher) is the slow part and writes nothing:
@@ -724,7 +768,7 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
         # same teachers queue rather than deadlock.
         with tallies.deferred():
             locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-            if locked.state != ImportBatch.State.WRITING:
+            if locked.state != ImportBatch.State.WRITING or locked.attempt != run:
                 return locked
             created = bulk.insert([r for records in by_teacher.values() for r in records])
             refresh_results(_verdicts_to_refresh(teachers, status))
@@ -740,10 +784,10 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
             })
     except IntegrityError:
         # Someone stored one of these records after the check: nothing was written.
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
             "写入时发现其中的记录刚被他人导入，本批次未写入任何记录；请重新上传校验", file=batch.file_name))])
     except Exception:
-        _set(batch, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
+        _finish(batch, run, state=ImportBatch.State.INVALID, errors=[_problem_json(Problem(
             "写入时出错，本批次未写入任何记录；请联系系统管理员", file=batch.file_name))])
         raise
     return batch
@@ -766,3 +810,58 @@ def _verdicts_to_refresh(teachers: dict[int, Teacher], status: str) -> list[Teac
 
 def _notice(org: Org, count: int, status: str) -> str:
     return f"{org.name}导入了您的 {count} 条培训记录（{Status(status).label}）"
+
+
+# ------------------------------------------------------------------ stuck runs
+#
+# Issue 19 item 6: a server killed during 确认导入, or a background worker that
+# died, left a batch at 写入中 or 校验中 for ever.  Every run writes a heartbeat
+# with its progress; a running batch whose heartbeat is older than the lease
+# has lost its worker.  A write that had not committed left nothing (it is one
+# transaction), so the batch goes back to 待确认 and may be confirmed again; a
+# check is simply run again.  A batch whose row is locked is inside its write
+# transaction — alive, however long it takes — and is left alone.
+
+RUNNING = (ImportBatch.State.VALIDATING, ImportBatch.State.WRITING)
+
+
+def lease_cutoff() -> Any:
+    return timezone.now() - dt.timedelta(seconds=settings.IMPORT_LEASE_SECONDS)
+
+
+def is_stale(batch: ImportBatch) -> bool:
+    seen = batch.heartbeat or batch.created_at
+    return batch.state in RUNNING and seen is not None and seen < lease_cutoff()
+
+
+def recover(batch: ImportBatch) -> bool:
+    """Take over a running batch whose worker is gone: 写入中 → 待确认,
+    校验中 stays 校验中 for a new run (the caller starts it).  True when it
+    was taken over; the batch is refreshed either way."""
+    if not is_stale(batch):
+        return False
+    cutoff = lease_cutoff()
+    with transaction.atomic():
+        row = (ImportBatch.objects.select_for_update(skip_locked=True)
+               .filter(pk=batch.pk, state=batch.state, attempt=batch.attempt).first())
+        if row is None or not is_stale(row) or (row.heartbeat or row.created_at) >= cutoff:
+            batch.refresh_from_db()
+            return False
+        state = ImportBatch.State.VALID if row.state == ImportBatch.State.WRITING else ImportBatch.State.VALIDATING
+        ImportBatch.objects.filter(pk=row.pk).update(state=state, attempt=row.attempt + 1, done_rows=0,
+                                                     heartbeat=timezone.now())
+        audit.log(None, "import_recover", row, org_path=row.org.path, before={"state": row.state},
+                  after={"state": str(state)}, comment="处理进程已停止，批次已恢复为可重试状态")
+    batch.refresh_from_db()
+    return True
+
+
+def give_up(batch: ImportBatch, reason: str) -> None:
+    """A run that cannot start (no background worker reachable): a check
+    ends INVALID with the reason, a write goes back to 待确认; nothing is
+    written either way."""
+    if batch.state == ImportBatch.State.WRITING:
+        _finish(batch, batch.attempt, state=ImportBatch.State.VALID)
+    elif batch.state == ImportBatch.State.VALIDATING:
+        _finish(batch, batch.attempt, state=ImportBatch.State.INVALID,
+                errors=[_problem_json(Problem(reason, file=batch.file_name))])

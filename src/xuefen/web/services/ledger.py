@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import random
 from decimal import Decimal
+from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.utils import timezone
 from xuefen.errors import Problem
 from xuefen.model import RECORD_FIELDS, parse_record
 from xuefen.numbers import fmt
+from xuefen.web import limits
 from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Notification, Org, Record, Role, Source, Status, Teacher
 from xuefen.web.services import audit
@@ -63,6 +65,9 @@ def parse_facts(data: dict[str, Any], where: str = "") -> dict[str, Any]:
         raise ServiceError("；".join(str(p) for p in problems))
     facts = {name: getattr(rec, name) for name in FACT_FIELDS}
     facts["preset_credits"] = rec.credits
+    out_of_range = limits.problems(facts)
+    if out_of_range:
+        raise ServiceError("；".join(reason for _, reason in out_of_range))
     return {k: ("" if v is None and isinstance(Record._meta.get_field(k), CharField) else v) for k, v in facts.items()}
 
 
@@ -72,23 +77,48 @@ _MAGIC = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x8
 
 
 def _check_evidence(upload: UploadedFile) -> tuple[bytes, str]:
-    data = upload.read()
+    if (upload.size or 0) > settings.EVIDENCE_MAX_BYTES:  # refused before it is read into memory
+        raise ServiceError(f"证明材料“{_shown_name(upload)}”超过 {settings.EVIDENCE_MAX_BYTES // (1024 * 1024)}MB")
+    data = upload.read(settings.EVIDENCE_MAX_BYTES + 1)
     if len(data) > settings.EVIDENCE_MAX_BYTES:
-        raise ServiceError(f"证明材料“{upload.name}”超过 {settings.EVIDENCE_MAX_BYTES // (1024 * 1024)}MB")
+        raise ServiceError(f"证明材料“{_shown_name(upload)}”超过 {settings.EVIDENCE_MAX_BYTES // (1024 * 1024)}MB")
     for magic, ctype in _MAGIC:
         if data.startswith(magic):
             return data, ctype
-    raise ServiceError(f"证明材料“{upload.name}”不是 PDF、JPG 或 PNG 文件")
+    raise ServiceError(f"证明材料“{_shown_name(upload)}”不是 PDF、JPG 或 PNG 文件")
 
 
-def _attach(record: Record, uploads: list[UploadedFile]) -> None:
-    from django.core.files.base import ContentFile
+def _shown_name(upload: UploadedFile) -> str:
+    """The name a user gave the file, as a label only: never a path (the
+    stored file is named by its digest)."""
+    return PurePath((upload.name or "file").replace("\\", "/")).name[:200] or "file"
 
+
+def _checked_uploads(record: Record | None, uploads: list[UploadedFile]) -> list[tuple[str, bytes, str]]:
+    """Every upload checked before anything is stored (issue 19 item 4): at
+    most EVIDENCE_MAX_FILES files and EVIDENCE_MAX_TOTAL_BYTES per
+    declaration, counting what a resubmitted one already has."""
+    held = list(record.evidence.values_list("size", flat=True)) if record is not None and record.pk else []
+    if len(held) + len(uploads) > settings.EVIDENCE_MAX_FILES:
+        raise ServiceError(f"每条申报最多附 {settings.EVIDENCE_MAX_FILES} 个证明材料"
+                           + (f"（已有 {len(held)} 个）" if held else ""))
+    checked = []
+    total = sum(held)
     for upload in uploads:
         data, ctype = _check_evidence(upload)
+        total += len(data)
+        if total > settings.EVIDENCE_MAX_TOTAL_BYTES:
+            raise ServiceError(f"每条申报的证明材料合计不能超过 {settings.EVIDENCE_MAX_TOTAL_BYTES // (1024 * 1024)}MB")
+        checked.append((_shown_name(upload), data, ctype))
+    return checked
+
+
+def _attach(record: Record, checked: list[tuple[str, bytes, str]]) -> None:
+    from django.core.files.base import ContentFile
+
+    for name, data, ctype in checked:
         digest = hashlib.sha256(data).hexdigest()
-        ev = Evidence(record=record, original_name=(upload.name or "file")[:200], content_type=ctype,
-                      size=len(data), sha256=digest)
+        ev = Evidence(record=record, original_name=name, content_type=ctype, size=len(data), sha256=digest)
         ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[ctype]
         ev.file.save(f"{digest[:16]}.{ext}", ContentFile(data), save=False)
         ev.save()
@@ -142,12 +172,13 @@ def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], upload
     if not uploads:
         raise ServiceError("申报须附证明材料（PDF、JPG 或 PNG）")
     parsed = parse_facts(facts)
+    checked = _checked_uploads(None, uploads)
     record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
                     status=Status.PENDING, created_by=actor.user, **parsed)
     price_records(teacher, [record])
     _checked(teacher, record, uploads, today or timezone.localdate(), warn)
     record.save()
-    _attach(record, uploads)
+    _attach(record, checked)
     audit.log(actor.user, "declare", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
     return record
 
@@ -293,13 +324,14 @@ def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads
     before = snapshot(record)
     for key, value in parse_facts(facts).items():
         setattr(record, key, value)
+    checked = _checked_uploads(record, uploads)
     price_records(record.teacher, [record])
     _checked(record.teacher, record, uploads, timezone.localdate(), warn)
     record.status = Status.PENDING
     record.status_reason = ""
     record.version += 1
     record.save()
-    _attach(record, uploads)
+    _attach(record, checked)
     audit.log(actor.user, "resubmit", record, before=before, after=snapshot(record), ip=actor.ip,
               org_path=record.teacher.school.path)
     return record

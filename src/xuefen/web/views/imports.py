@@ -30,7 +30,7 @@ from xuefen.web.views.common import client_ip
 
 IMPORT_ROLES = (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
 HISTORY_SHOWN = 50
-RUNNING = (ImportBatch.State.VALIDATING, ImportBatch.State.WRITING)
+RUNNING = service.RUNNING
 
 
 def _importer(request: HttpRequest) -> Org:
@@ -113,13 +113,31 @@ def _upload(request: HttpRequest, targets: QuerySet[Org]) -> HttpResponse:
         messages.info(request, f"该文件已于 {timezone.localtime(batch.created_at):%Y-%m-%d %H:%M} 导入过（批次 {batch.pk}），"
                                "本次未重复导入任何记录")
         return redirect("imports-detail", batch.pk)
-    if service.runs_in_background(batch):
-        from xuefen.web.tasks import check_import
+    try:
+        _start_check(batch)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
+    return redirect("imports-detail", batch.pk)
 
-        check_import.delay(batch.pk)
+
+def _start_check(batch: ImportBatch) -> None:
+    if service.runs_in_background(batch):
+        from xuefen.web.tasks import check_import, dispatch
+
+        dispatch(check_import, batch)
     else:
         service.check_batch(batch)
-    return redirect("imports-detail", batch.pk)
+
+
+def _recover(request: HttpRequest, batch: ImportBatch) -> None:
+    """A running batch whose worker is gone is taken over (services.imports.recover)."""
+    if not service.recover(batch) or batch.state == ImportBatch.State.VALID:
+        return  # a write taken over: the page itself says so (imports_detail.html, attempt > 1)
+    messages.warning(request, "上次校验在完成前中断（处理进程已停止），已重新开始校验")
+    try:
+        _start_check(batch)
+    except ServiceError as exc:
+        messages.error(request, str(exc))
 
 
 def _context(batch: ImportBatch) -> dict[str, Any]:
@@ -130,6 +148,7 @@ def _context(batch: ImportBatch) -> dict[str, Any]:
 @login_required
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _batch(request, pk)
+    _recover(request, batch)
     context = _context(batch)
     context["records"] = batch.records.select_related("teacher")[:200] if batch.state == ImportBatch.State.DONE else []
     return render(request, "xuefen/imports_detail.html", context)
@@ -140,6 +159,11 @@ def progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress bar fragment the batch page polls; once the work is over
     it tells htmx to reload the page, which then shows the result."""
     batch = _batch(request, pk)
+    if service.is_stale(batch):
+        # the page reloads and takes the batch over, with its message
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
     response = render(request, "xuefen/imports_progress.html", _context(batch))
     if batch.state not in RUNNING:
         response["HX-Refresh"] = "true"
@@ -153,17 +177,22 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
     actor = Actor(request.user, client_ip(request))
     try:
         if service.runs_in_background(batch):
-            from xuefen.web.tasks import commit_import
+            from xuefen.web.tasks import commit_import, dispatch
 
-            if service.queue_commit(actor, batch):
-                commit_import.delay(batch.pk, request.user.pk, actor.ip)
-            return redirect("imports-detail", batch.pk)
+            if not service.queue_commit(actor, batch) or dispatch(commit_import, batch, request.user.pk, actor.ip):
+                return redirect("imports-detail", batch.pk)
+            batch.refresh_from_db()
+            return _confirmed(request, batch, batch)
         result = service.commit_batch(actor, batch)
     except Denied:
         raise Http404 from None
     except ServiceError as exc:
         messages.error(request, str(exc))
         return redirect("imports-detail", batch.pk)
+    return _confirmed(request, batch, result)
+
+
+def _confirmed(request: HttpRequest, batch: ImportBatch, result: ImportBatch) -> HttpResponse:
     if result.pk != batch.pk:
         messages.info(request, f"该文件已由批次 {result.pk} 导入，本次未重复导入任何记录")
     elif result.state == ImportBatch.State.DONE:

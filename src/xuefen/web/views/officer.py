@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -130,15 +132,29 @@ def _year_shortfall(result: TeacherResult, year: int) -> Decimal:
     return Decimal(str(value)) if value not in (None, "") else Decimal(0)
 
 
+def _stored_shortfall(year: int) -> RawSQL:
+    """data["years"][str(year)]["shortfall"] of a stored result, as text.  Not
+    Django's KT(): it reads a key of digits as an array index."""
+    table = connection.ops.quote_name(TeacherResult._meta.db_table)
+    if connection.vendor == "postgresql":
+        return RawSQL(f"({table}.data -> 'years' -> %s ->> 'shortfall')", (str(year),))  # noqa: S611 - constant SQL
+    return RawSQL(f"json_extract({table}.data, %s)", (f'$.years."{year}".shortfall',))  # noqa: S611
+
+
 def at_risk(node: Org, year: int) -> tuple[list[TeacherResult], int]:
     """Teachers under ``node`` who have not met this year's minimums (or have
     failed the cycle), the largest shortfall first."""
     qs = (TeacherResult.objects.filter(teacher__school__path__startswith=node.path)
           .filter(Q(year_passed=False) | Q(status=FAILED)).select_related("teacher__school"))
     total = qs.count()
-    results = list(qs.order_by("year_total")[:2000])
+    # Only the one figure of each stored evaluation, read in the database: decoding
+    # every teacher's whole evaluation was most of a district dashboard's time
+    # (issue 19's load goal).
+    results: list[TeacherResult] = list(qs.defer("data").annotate(shortfall_text=_stored_shortfall(year))
+                                        .order_by("year_total")[:2000])
     for r in results:
-        r.year_shortfall = _year_shortfall(r, year)  # type: ignore[attr-defined]
+        text = getattr(r, "shortfall_text", None)
+        r.year_shortfall = Decimal(str(text)) if text not in (None, "") else Decimal(0)  # type: ignore[attr-defined]
     results.sort(key=lambda r: (r.status != FAILED, -r.year_shortfall, r.teacher.teacher_no))  # type: ignore[attr-defined]
     return results[:AT_RISK_SHOWN], total
 

@@ -1,0 +1,1 @@
+"""Scripts the concurrency and fault drills run in separate processes."""
