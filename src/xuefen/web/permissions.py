@@ -184,3 +184,27 @@ def sees_full_id_number(user: Any) -> bool:
     """Full 身份证号 only for those who must match identities: the district
     office and city center.  Everyone else sees it masked."""
     return role(user) in (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+# --- security (issues 17 and 19): accounts ------------------------------------
+
+
+def can_manage_accounts(user: Any) -> bool:
+    """Resetting passwords and lifting login locks: the system administrator
+    (who manages accounts, see the module docstring)."""
+    return role(user) == Role.SYSADMIN
+
+
+def can_change_password(actor: Any, user: Any) -> bool:
+    """Her own password, or anyone's for the account manager."""
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return False
+    return bool(actor.pk == user.pk or can_manage_accounts(actor))
+
+
+def can_use_second_factor(user: Any) -> bool:
+    """The optional TOTP second factor is offered to the district office, the
+    city center and the system administrator (settings.OTP_ROLES)."""
+    from django.conf import settings
+
+    return role(user) in settings.OTP_ROLES

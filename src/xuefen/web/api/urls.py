@@ -14,5 +14,6 @@ router.register("imports", views.ImportBatchViewSet, basename="api-import")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("token/", views.TokenView.as_view(), name="api-token"),
+    path("token/refresh/", views.TokenRefreshView.as_view(), name="api-token-refresh"),
     path("", include(router.urls)),
 ]

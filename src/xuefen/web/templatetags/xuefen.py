@@ -42,3 +42,14 @@ def verdict_class(value: Any) -> str:
 @register.filter
 def measure_unit(value: Any) -> str:
     return {"hours": _("学时"), "count": _("次")}.get(str(value), _("学分"))
+
+
+@register.filter
+def pct_class(value: Any) -> str:
+    """A progress bar's width as a class (``w-0`` … ``w-100`` in steps of 5):
+    the CSP allows no inline style attributes."""
+    try:
+        pct = max(0, min(100, int(value)))
+    except (TypeError, ValueError):
+        pct = 0
+    return f"w-{5 * round(pct / 5)}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -21,6 +23,7 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("publicity", _("公示"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL)),
     ("imports", _("导入"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
     ("audit-log", _("审计日志"), (Role.AUDITOR, Role.SYSADMIN)),
+    ("account-locks", _("登录锁定"), (Role.SYSADMIN,)),
 ]
 
 
@@ -31,11 +34,36 @@ def nav(request: HttpRequest) -> dict[str, Any]:
     if role == Role.TEACHER:
         unread = request.user.notifications.filter(read=False).count()  # type: ignore[union-attr]
     return {"nav_items": items, "user_role": role, "user_profile": perm.profile(getattr(request, "user", None)),
-            "unread_notifications": unread}
+            "unread_notifications": unread, "otp_roles": settings.OTP_ROLES}
+
+
+def _trusted(address: str) -> bool:
+    from django.conf import settings
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in settings.TRUSTED_PROXIES)
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    """The client's address.  ``X-Forwarded-For`` is believed only when the
+    connection comes from a configured proxy (settings.TRUSTED_PROXIES), and
+    then read from the right, skipping our own proxies: the first address a
+    trusted proxy saw.  Anyone else's header is ignored, so a client cannot
+    choose the address its failures are counted against (issue 19 item 9)."""
+    remote = request.META.get("REMOTE_ADDR")
+    if not remote or not _trusted(remote):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote
+    return remote
 
 
 @login_required
