@@ -71,6 +71,27 @@ class NotIdentityValidator:
         return "不能是用户名或身份证号"
 
 
+# Django's own validators, in Chinese whatever the active language (the UI
+# speaks Chinese first; their catalogue may lack a plural form).
+_CHINESE = {
+    "password_too_short": "密码太短，至少须 {min_length} 个字符",
+    "password_too_common": "密码太常见，容易被猜中",
+    "password_entirely_numeric": "密码不能全是数字",
+    "password_too_similar": "密码与用户名或姓名太相似",
+}
+
+
+def check_password_rules(password: str, user: Any) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as e:
+        reasons = []
+        for error in e.error_list:
+            template = _CHINESE.get(error.code or "")
+            reasons.append(template.format(**(error.params or {})) if template else "；".join(error.messages))
+        raise ServiceError("；".join(reasons)) from e
+
+
 def state(user: Any) -> AccountState:
     account, _ = AccountState.objects.get_or_create(user=user)
     return account
@@ -116,10 +137,7 @@ def change_password(actor: Any, user: User, new: str, *, old: str | None = None)
         raise ServiceError("当前密码不正确")
     if old is not None and old == new:
         raise ServiceError("新密码不能与当前密码相同")
-    try:
-        password_validation.validate_password(new, user)
-    except ValidationError as e:
-        raise ServiceError("；".join(e.messages)) from e
+    check_password_rules(new, user)
     with transaction.atomic():
         locked_user = User.objects.select_for_update().get(pk=user.pk)
         locked_user.set_password(new)

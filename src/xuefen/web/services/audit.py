@@ -205,3 +205,10 @@ def verify(anchor_file: str | None = None) -> Verdict:
     verdict.unsealed = AuditEntry.objects.filter(seq__isnull=True).count()
     verdict.ok = not verdict.problems
     return verdict
+
+
+def id_numbers_shown(user: Any, teacher_ids: list[int], where: str, *, ip: str | None = None) -> None:
+    """PIPL: each view of 身份证号 in full is recorded — who, where, whose
+    (teacher ids; never the numbers)."""
+    if teacher_ids:
+        log(user, "id_number_viewed", where, after={"teachers": teacher_ids[:1000], "count": len(teacher_ids)}, ip=ip)

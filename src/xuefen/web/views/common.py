@@ -73,3 +73,15 @@ def home(request: HttpRequest) -> HttpResponse:
         if role in roles:
             return redirect(name)
     return redirect("login")
+
+
+def show_full_ids(request: HttpRequest, teachers: Any, where: str) -> bool:
+    """Whether this user sees 身份证号 in full here; if so, the view is
+    audited with the teachers shown (services.audit.id_numbers_shown)."""
+    from xuefen.web.services import audit
+
+    full = perm.sees_full_id_number(request.user)
+    if full:
+        ids = [] if teachers is None else [teachers.pk] if hasattr(teachers, "pk") else [t.pk for t in teachers]
+        audit.id_numbers_shown(request.user, ids, where, ip=client_ip(request))
+    return full

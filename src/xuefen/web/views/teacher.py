@@ -25,7 +25,7 @@ from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Record, Role, Source, Status, Teacher
 from xuefen.web.services import ledger
 from xuefen.web.services.evaluation import evaluate_teacher
-from xuefen.web.views.common import client_ip
+from xuefen.web.views.common import client_ip, show_full_ids
 
 DECLARE_FIELDS = ["year", "title", "form", "level", "location", "hours", "days", "result", "role", "achievement",
                   "program", "category", "theme", "words", "certificate", "subject_related"]
@@ -224,7 +224,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "record": record, "evidence": record.evidence.all(),
         "can": {a: perm.can_transition(request.user, record, a) for a in
                 ("school_approve", "district_approve", "certify", "return", "revoke")},
-        "show_full_id": perm.sees_full_id_number(request.user),
+        "show_full_id": show_full_ids(request, record.teacher, request.path),
         "can_resubmit": is_owner and record.status == Status.RETURNED,
         "is_owner": is_owner,
     })
