@@ -228,6 +228,9 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
         return s.ImportBatchDetailSerializer if self.action == "retrieve" else s.ImportBatchSerializer
 
 
+SESSION_ONLY = OpenApiResponse(description="令牌只能由已登录的浏览器会话查看、生成或吊销，不能用令牌本身")
+
+
 class TokenView(APIView):
     """The caller's API token pair.  Only a browser session (after the
     throttled login page) may see, create or revoke it — a token cannot mint
@@ -237,19 +240,19 @@ class TokenView(APIView):
     authentication_classes = (SessionAuthentication,)
     serializer_class = s.TokenSerializer
 
-    @extend_schema(summary="当前令牌的生成与到期时间（不返回令牌本身）", responses={200: s.TokenSerializer})
+    @extend_schema(summary="当前令牌的生成与到期时间（不返回令牌本身）", responses={200: s.TokenSerializer, 403: SESSION_ONLY})
     def get(self, request: Request) -> Response:
         token = ApiToken.objects.filter(user=request.user).first()
         return Response({"created": token.created if token else None, "expires": token.expires if token else None,
                          "refresh_expires": token.refresh_expires if token else None})
 
     @extend_schema(summary="生成（或轮换）令牌；令牌与刷新令牌只在此时返回一次", request=None,
-                   responses={201: s.TokenSerializer})
+                   responses={201: s.TokenSerializer, 403: SESSION_ONLY})
     def post(self, request: Request) -> Response:
         token, key, refresh = api_auth.issue(request.user)
         return _pair(token, key, refresh)
 
-    @extend_schema(summary="吊销令牌", request=None, responses={204: None})
+    @extend_schema(summary="吊销令牌", request=None, responses={204: None, 403: SESSION_ONLY})
     def delete(self, request: Request) -> Response:
         ApiToken.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
