@@ -166,10 +166,18 @@ def test_csrf_is_enforced_on_posts(world: World) -> None:
 
 def test_check_deploy_passes_in_production(tmp_path: Path) -> None:
     env = {**os.environ, "XUEFEN_ENV": "production", "XUEFEN_SECRET_KEY": "k" * 20 + "-not-a-real-key-" + "q7" * 20,
-           "XUEFEN_ALLOWED_HOSTS": "xuefen.example", "XUEFEN_DATA_DIR": str(tmp_path)}
+           "XUEFEN_ALLOWED_HOSTS": "xuefen.example", "XUEFEN_DATA_DIR": str(tmp_path),
+           "XUEFEN_ID_KEYS": "x" * 43 + "=", "XUEFEN_ID_HMAC_KEY": "h" * 40,
+           "XUEFEN_AUDIT_ANCHOR_FILE": str(tmp_path / "anchors.log")}
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Without the keys of 身份证号 the deploy check fails.
+    for name in ("XUEFEN_ID_KEYS", "XUEFEN_ID_HMAC_KEY"):
+        missing = {k: v for k, v in env.items() if k != name}
+        result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=missing,
+                                capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode != 0 and "xuefen.E001" in result.stderr, name
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:

@@ -155,6 +155,7 @@ class XuefenWebConfig(AppConfig):
         connection_created.connect(_sqlite_functions, dispatch_uid="xuefen.web.audit_sqlite_functions")
         from django.contrib.auth.signals import user_logged_in
 
+        from xuefen.web import checks  # noqa: F401  (registers the deploy checks)
         from xuefen.web.services.accounts import stamp_session
 
         user_logged_in.connect(stamp_session, dispatch_uid="xuefen.web.session_stamp")
