@@ -291,9 +291,14 @@ def test_unmasked_views_are_audited(world: World) -> None:
     assert alice.id_number in carol.get(f"/teachers/{alice.pk}/").content.decode()
     seen = AuditEntry.objects.filter(action="id_number_viewed", actor=world.users["carol"])
     assert seen.exists() and alice.id_number not in str(list(seen.values()))
+    api = carol.get(f"/api/teachers/?school={world.orgs['east-1'].pk}")
+    assert alice.id_number in api.content.decode()
+    assert AuditEntry.objects.filter(action="id_number_viewed", actor=world.users["carol"],
+                                     object_id="/api/teachers/").exists()
     bob = Client()
     bob.force_login(world.users["bob"])
     bob.get(f"/teachers/{alice.pk}/")
+    bob.get("/api/teachers/")
     assert not AuditEntry.objects.filter(action="id_number_viewed", actor=world.users["bob"]).exists()
 
 

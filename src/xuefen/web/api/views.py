@@ -34,7 +34,7 @@ from xuefen.web import permissions as perm
 from xuefen.web.api import authentication as api_auth
 from xuefen.web.api import serializers as s
 from xuefen.web.models import ApiToken, ImportBatch, Record, Role, Status, Teacher
-from xuefen.web.services import ledger
+from xuefen.web.services import audit, ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 
 
@@ -199,6 +199,16 @@ class TeacherViewSet(viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"school": "应为机构 id"})
             teachers = teachers.filter(school_id=int(school))
         return teachers.order_by("teacher_no")
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        # PIPL: every response that carries 身份证号 in full is audited (whose, not the numbers).
+        data = getattr(response, "data", None)
+        if (response.status_code == 200 and self.action in ("list", "retrieve") and isinstance(data, dict)
+                and perm.sees_full_id_number(request.user)):
+            rows = data.get("results", [data])
+            ids = [row["id"] for row in rows if isinstance(row, dict) and "id" in row]
+            audit.id_numbers_shown(request.user, ids, request.path, ip=request.META.get("REMOTE_ADDR"))
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(summary="教师当前周期的评估结果（引擎输出，学分为精确小数字符串）",
                    responses={200: s.EvaluationSerializer, 403: ERRORS[403],

@@ -5,7 +5,6 @@ the administrator's login locks page; session timeouts and the CSP header."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import segno
 from django.conf import settings
@@ -62,21 +61,23 @@ class SessionGuard:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and hasattr(request, "session"):
-            ended = self._ended(request, user)
+            # One query per request for both checks.
+            epoch, must_change = AccountState.objects.filter(user=user).values_list(
+                "session_epoch", "must_change_password").first() or (0, False)
+            ended = self._ended(request, epoch)
             if ended:
                 logout(request)
                 messages.info(request, ended)
                 if request.path.startswith("/api/"):
                     return self.get_response(request)
                 return redirect(f"{reverse('login')}?next={request.path}")
-            account = AccountState.objects.filter(user=user).only("must_change_password").first()
-            if account is not None and account.must_change_password and not request.path.startswith(_FREE):
+            if must_change and not request.path.startswith(_FREE):
                 if request.path.startswith("/api/"):
                     return HttpResponse("须先修改密码", status=403, content_type="text/plain; charset=utf-8")
                 return redirect("account-password")
         return self.get_response(request)
 
-    def _ended(self, request: HttpRequest, user: Any) -> str:
+    def _ended(self, request: HttpRequest, current: int) -> str:
         session = request.session
         now = int(timezone.now().timestamp())
         login_at, seen = session.get("xuefen_login_at"), session.get("xuefen_seen")
@@ -87,7 +88,6 @@ class SessionGuard:
             return "登录已超过 12 小时，请重新登录"
         if now - int(seen) > settings.SESSION_IDLE_SECONDS:
             return "长时间未操作，已自动退出，请重新登录"
-        current = AccountState.objects.filter(user=user).values_list("session_epoch", flat=True).first() or 0
         if int(epoch) != current:
             return "您已在别处退出或修改了密码，请重新登录"
         if now - int(seen) >= _TOUCH_EVERY:
