@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -33,7 +35,19 @@ schema.app = get_wsgi_application()
 
 
 @pytest.fixture
-def tokens(world: World) -> dict[str, str]:
+def _keep_connection() -> Any:
+    """Django closes the database connection at the end of each request; its
+    own test client turns that off, and so must this in-process WSGI client,
+    or the test's transaction (PostgreSQL) is closed under it."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def tokens(world: World, _keep_connection: Any) -> dict[str, str]:
     world.record("alice")
     world.record("ella")
     world.record("anna", status="school_approved")
