@@ -4,6 +4,7 @@ locking, the engine's figures, imports, tokens, and the published schema."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
@@ -15,10 +16,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from tests.web.conftest import World
 
-from xuefen.web.models import AuditEntry, Record, Status
+from xuefen.web.models import ApiToken, AuditEntry, Record, Status
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,10 +148,10 @@ def test_imports_are_read_only(world: World) -> None:
 
 def test_token_lifecycle(world: World, settings: Any) -> None:
     session = as_user(world, "bob")
-    assert session.get("/api/token/").json() == {"created": None, "expires": None}
+    assert session.get("/api/token/").json() == {"created": None, "expires": None, "refresh_expires": None}
     created = session.post("/api/token/")
     assert created.status_code == 201
-    key = created.json()["token"]
+    key, refresh = created.json()["token"], created.json()["refresh"]
     assert "token" not in session.get("/api/token/").json()  # shown once only
 
     api = Client()
@@ -165,19 +165,53 @@ def test_token_lifecycle(world: World, settings: Any) -> None:
     assert api.post(f"/api/records/{r.pk}/approve/", {"version": 1}, content_type="application/json",
                     **auth).status_code == 200
 
-    # Rotation replaces the old token.
+    # Rotation replaces the old pair.
     new_key = session.post("/api/token/").json()["token"]
     assert api.get("/api/records/", **auth).status_code == 401
+    assert api.post("/api/token/refresh/", {"refresh": refresh}, content_type="application/json").status_code == 401
     auth = {"HTTP_AUTHORIZATION": f"Token {new_key}"}
     assert api.get("/api/records/", **auth).status_code == 200
 
-    # Expiry.
-    Token.objects.filter(key=new_key).update(
-        created=timezone.now() - dt.timedelta(days=settings.API_TOKEN_MAX_AGE_DAYS + 1))
+    # Expiry after API_TOKEN_HOURS, not 90 days.
+    assert settings.API_TOKEN_HOURS <= 24
+    ApiToken.objects.filter(user=world.users["bob"]).update(expires=timezone.now() - dt.timedelta(seconds=1))
     assert api.get("/api/records/", **auth).status_code == 401
 
     assert session.delete("/api/token/").status_code == 204
-    assert not Token.objects.filter(user=world.users["bob"]).exists()
+    assert not ApiToken.objects.filter(user=world.users["bob"]).exists()
+
+
+def test_tokens_are_stored_only_as_digests(world: World) -> None:
+    """Issue 19 item 10: the token table held the keys in clear."""
+    pair = as_user(world, "bob").post("/api/token/").json()
+    row = ApiToken.objects.get(user=world.users["bob"])
+    stored = " ".join(str(v) for v in ApiToken.objects.filter(pk=row.pk).values_list().get())
+    assert pair["token"] not in stored and pair["refresh"] not in stored
+    assert row.digest == hashlib.sha256(pair["token"].encode()).hexdigest()
+
+
+def test_refresh_gives_a_new_pair_once(world: World, settings: Any) -> None:
+    pair = as_user(world, "bob").post("/api/token/").json()
+    api = Client()
+    ApiToken.objects.update(expires=timezone.now() - dt.timedelta(seconds=1))
+    assert api.get("/api/records/", HTTP_AUTHORIZATION=f"Token {pair['token']}").status_code == 401
+    fresh = api.post("/api/token/refresh/", {"refresh": pair["refresh"]}, content_type="application/json")
+    assert fresh.status_code == 201
+    assert api.get("/api/records/", HTTP_AUTHORIZATION=f"Token {fresh.json()['token']}").status_code == 200
+    # The refresh token is spent; so is an expired one.
+    assert api.post("/api/token/refresh/", {"refresh": pair["refresh"]}, content_type="application/json").status_code == 401
+    ApiToken.objects.update(refresh_expires=timezone.now() - dt.timedelta(seconds=1))
+    assert api.post("/api/token/refresh/", {"refresh": fresh.json()["refresh"]},
+                    content_type="application/json").status_code == 401
+
+
+def test_logout_ends_the_users_tokens_and_other_sessions(world: World) -> None:
+    """Issue 19 item 10: a token stayed valid after logout."""
+    browser, laptop = as_user(world, "bob"), as_user(world, "bob")
+    key = browser.post("/api/token/").json()["token"]
+    assert laptop.post("/logout/").status_code == 302
+    assert Client().get("/api/records/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 401
+    assert browser.get("/review/").status_code == 302  # the other browser is logged out too
 
 
 def test_anonymous_is_refused(world: World) -> None:

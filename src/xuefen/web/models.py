@@ -122,7 +122,11 @@ class Teacher(models.Model):
                                 related_name="teacher")
     school = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="teachers")
     teacher_no = models.CharField(_("教师编号"), max_length=32, unique=True)
-    id_number = models.CharField(_("身份证号"), max_length=18, unique=True, validators=[validate_id_number])
+    # 身份证号, never in clear (web.pii): encrypted, and a keyed digest for
+    # lookup (services.teachers.teacher_by_id_number) and uniqueness.  Read
+    # and set through the ``id_number`` property.
+    id_number_enc = models.TextField(_("身份证号（密文）"), editable=False, default="")
+    id_hmac = models.CharField(max_length=64, unique=True, editable=False)
     name = models.CharField(_("姓名"), max_length=64)
     stage = models.CharField(_("学段"), max_length=16, blank=True)
     post = models.CharField(_("岗位"), max_length=16, blank=True)
@@ -139,6 +143,34 @@ class Teacher(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}（{self.teacher_no}）"
+
+    @property
+    def id_number(self) -> str:
+        """The number in clear, decrypted once per instance."""
+        cached: str | None = self.__dict__.get("_id_plain")
+        if cached is None:
+            from xuefen.web import pii
+
+            cached = pii.decrypt(self.id_number_enc)
+            self.__dict__["_id_plain"] = cached
+        return cached
+
+    @id_number.setter
+    def id_number(self, value: str) -> None:
+        from xuefen.web import pii
+
+        self.__dict__["_id_plain"] = value
+        self.id_number_enc = pii.encrypt(value)
+        self.id_hmac = pii.digest(value)
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        from django.core.exceptions import ValidationError
+
+        super().clean_fields(exclude)
+        try:
+            validate_id_number(self.id_number)
+        except ValidationError as e:
+            raise ValidationError({"id_number": e.messages}) from e
 
     @property
     def masked_id(self) -> str:
@@ -351,16 +383,27 @@ class UnitTally(models.Model):
 
 class AppendOnlyQuerySet(models.QuerySet["AuditEntry"]):
     def update(self, **kwargs: Any) -> int:
+        # The one update let through: deleting a user account detaches her
+        # entries (on_delete=SET_NULL, through the base manager); the name stays.
+        if kwargs == {"actor": None}:
+            return super().update(**kwargs)
         raise PermissionError("审计日志只能追加，不能修改")
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise PermissionError("审计日志不能删除")
 
+    def _seal(self, *, seq: int, prev_hash: str, hash: str) -> int:
+        """Only for services.audit.seal: the chain columns, set once."""
+        return super().update(seq=seq, prev_hash=prev_hash, hash=hash)
+
 
 class AuditEntry(models.Model):
     """Append-only: rows are inserted by services.audit.log and never
-    updated or deleted (enforced here, for single rows and querysets, and on
-    PostgreSQL by a trigger)."""
+    updated or deleted (enforced here, for single rows, querysets and the
+    base manager, and in the database by triggers — see apps.py).
+
+    Tamper-evident: once committed, an entry is sealed into the hash chain
+    (``seq``, ``prev_hash``, ``hash``; services.audit.seal)."""
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -375,9 +418,18 @@ class AuditEntry(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    # The hash chain (security area): position, the previous entry's hash and
+    # this entry's, set once by services.audit.seal; the triggers refuse
+    # every other change.
+    seq = models.BigIntegerField(null=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-at", "-id"]
+        # The ORM's own deletes and updates (_base_manager, related managers)
+        # go through the append-only queryset too.
+        base_manager_name = "objects"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
@@ -470,3 +522,46 @@ class SpotCheckItem(models.Model):
 
     class Meta:
         ordering = ["record_id"]
+
+
+# --- security (issues 17 and 19): accounts, API tokens, audit anchors ---------
+
+
+class AccountState(models.Model):
+    """Per-user security state beside Django's user.
+
+    ``must_change_password`` is set for accounts an administrator created or
+    reset (services.accounts) and sends the user to the change page first;
+    ``session_epoch`` is bumped at logout and password change, which ends
+    every session of the user (views.security.SessionGuard)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_state")
+    must_change_password = models.BooleanField(default=False)
+    session_epoch = models.PositiveIntegerField(default=0)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+
+
+class ApiToken(models.Model):
+    """An API access token, stored only as its SHA-256 digest; with a refresh
+    token (digest too) that buys a new pair once.  Deleted at logout and
+    password change (services.accounts.end_sessions)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    refresh_digest = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    refresh_expires = models.DateTimeField()
+
+
+class AuditAnchor(models.Model):
+    """The chain's head written aside at intervals (``xuefen manage audit
+    anchor``): rewriting the chain up to an anchored entry changes a hash
+    recorded here.  Append-only like the log."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-seq"]

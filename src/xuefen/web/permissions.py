@@ -279,3 +279,27 @@ def can_administer(user: Any) -> bool:
 def can_view_bulk_job(user: Any, job: Any) -> bool:
     """A batch review job's page: the officer who started it."""
     return bool(getattr(user, "is_authenticated", False) and job.actor_id == user.pk)
+
+
+# --- security (issues 17 and 19): accounts ------------------------------------
+
+
+def can_manage_accounts(user: Any) -> bool:
+    """Resetting passwords and lifting login locks: the system administrator
+    (who manages accounts, see the module docstring)."""
+    return can_administer(user)
+
+
+def can_change_password(actor: Any, user: Any) -> bool:
+    """Her own password, or anyone's for the account manager."""
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return False
+    return bool(actor.pk == user.pk or can_manage_accounts(actor))
+
+
+def can_use_second_factor(user: Any) -> bool:
+    """The optional TOTP second factor is offered to the district office, the
+    city center and the system administrator (settings.OTP_ROLES)."""
+    from django.conf import settings
+
+    return role(user) in settings.OTP_ROLES

@@ -52,12 +52,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "xuefen.web.apps.XuefenWebConfig",
 ]
 
 MIDDLEWARE = [
     "xuefen.web.middleware.RequestSizeLimit",
     "django.middleware.security.SecurityMiddleware",
+    "xuefen.web.views.security.ContentSecurityPolicy",
     # Static files straight from the package: no web server needed for the embedded default.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,7 +69,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute timeouts, sessions ended elsewhere, forced password change.
+    "xuefen.web.views.security.SessionGuard",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "xuefen.web.middleware.DatabaseBusy",
 ]
@@ -124,11 +130,15 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# 等保2.0 8.1.4.1 身份鉴别 a (口令复杂度) / ASVS V2.1: length, three of four
+# character classes, not the username, name or ID number, not a common password.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "xuefen.web.services.accounts.CharacterClassesValidator", "OPTIONS": {"classes": 3}},
+    {"NAME": "xuefen.web.services.accounts.NotIdentityValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -144,9 +154,29 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
-# Login throttling (xuefen.web.services.throttle): per username and per address.
+# Absolute session life (views.security.SessionGuard): 12 hours after login,
+# whatever the activity; the idle limit is SESSION_COOKIE_AGE above.
+SESSION_ABSOLUTE_SECONDS = int(os.environ.get("XUEFEN_SESSION_ABSOLUTE_SECONDS", str(12 * 3600)))
+SESSION_IDLE_SECONDS = SESSION_COOKIE_AGE
+
+# Login throttling (xuefen.web.services.throttle): per username and client
+# address together, so neither a stranger nor a school behind one NAT can lock
+# someone else out; and per address over many usernames (password spraying).
 LOGIN_MAX_FAILURES = int(os.environ.get("XUEFEN_LOGIN_MAX_FAILURES", "5"))
 LOGIN_LOCK_SECONDS = int(os.environ.get("XUEFEN_LOGIN_LOCK_SECONDS", "900"))
+LOGIN_SPRAY_USERNAMES = int(os.environ.get("XUEFEN_LOGIN_SPRAY_USERNAMES", "30"))
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks,
+# comma-separated); from anyone else the header is ignored.
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("XUEFEN_TRUSTED_PROXIES", "").split(",") if p.strip()]
+# Roles offered the optional TOTP second factor (等保 8.1.4.1 d: 两种或两种以上组合的鉴别技术).
+OTP_ROLES = ("district_office", "city_center", "sysadmin")
+OTP_TOTP_ISSUER = "xuefen 学分平台"
+
+# The audit chain's anchors (services.audit): every N entries or T seconds,
+# and, when set, appended to a file that should live on other storage.
+AUDIT_ANCHOR_EVERY = int(os.environ.get("XUEFEN_AUDIT_ANCHOR_EVERY", "100"))
+AUDIT_ANCHOR_SECONDS = int(os.environ.get("XUEFEN_AUDIT_ANCHOR_SECONDS", "3600"))
+AUDIT_ANCHOR_FILE = os.environ.get("XUEFEN_AUDIT_ANCHOR_FILE", "")
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -199,7 +229,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("XUEFEN_BROKER_TIMEOUT_S
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # DRF tokens with an age limit; obtained only through a logged-in session.
+        # Hashed, short-lived tokens; obtained only through a logged-in session.
         "xuefen.web.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -209,7 +239,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
 }
-API_TOKEN_MAX_AGE_DAYS = int(os.environ.get("XUEFEN_API_TOKEN_DAYS", "90"))
+# API tokens (api.authentication): stored as digests; an access token lives
+# hours, its refresh token days; both end at logout and password change.
+API_TOKEN_HOURS = int(os.environ.get("XUEFEN_API_TOKEN_HOURS", "8"))
+API_REFRESH_DAYS = int(os.environ.get("XUEFEN_API_REFRESH_DAYS", "7"))
 SPECTACULAR_SETTINGS = {
     "TITLE": "xuefen API",
     "DESCRIPTION": "教师培训学分平台 REST API：记录、申报、导入与评估结果。权限与页面一致。",
@@ -223,6 +256,8 @@ SPECTACULAR_SETTINGS = {
                           else ["rest_framework.permissions.IsAuthenticated"]),
     # Separate request and response components, so multipart uploads are described as binary.
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "xuefen.web.api.schema.add_common_responses"],
 }
 
 LOGGING = {

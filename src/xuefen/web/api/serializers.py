@@ -217,5 +217,11 @@ class ImportBatchDetailSerializer(ImportBatchSerializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(required=False, help_text="新令牌，只在生成时返回一次")
+    refresh = serializers.CharField(required=False, help_text="刷新令牌，只在生成时返回一次")
     created = serializers.DateTimeField(allow_null=True)
     expires = serializers.DateTimeField(allow_null=True)
+    refresh_expires = serializers.DateTimeField(allow_null=True)
+
+
+class TokenRefreshSerializer(serializers.Serializer):
+    refresh = serializers.CharField(max_length=100)

@@ -16,5 +16,6 @@ urlpatterns = [
     path("token/", views.TokenView.as_view(), name="api-token"),
     path("records/bulk/", office.BulkReviewView.as_view(), name="api-records-bulk"),
     path("review-jobs/<int:pk>/", office.BulkJobView.as_view(), name="api-review-job"),
+    path("token/refresh/", views.TokenRefreshView.as_view(), name="api-token-refresh"),
     path("", include(router.urls)),
 ]

@@ -16,16 +16,13 @@ Status codes (documented in docs/api/README.md):
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -34,9 +31,10 @@ from rest_framework.views import APIView
 
 from xuefen.engine.report import as_dict
 from xuefen.web import permissions as perm
+from xuefen.web.api import authentication as api_auth
 from xuefen.web.api import serializers as s
-from xuefen.web.models import ImportBatch, Record, Status, Teacher
-from xuefen.web.services import accounts, ledger
+from xuefen.web.models import ApiToken, ImportBatch, Record, Status, Teacher
+from xuefen.web.services import accounts, audit, ledger
 from xuefen.web.services.evaluation import evaluate_teacher
 
 
@@ -77,6 +75,7 @@ ERRORS = {
     403: OpenApiResponse(description="对象在可见范围内，但当前角色无权执行该操作"),
     404: OpenApiResponse(description="对象不存在或不在可见范围内（不区分两者）"),
     409: OpenApiResponse(description="版本已过期或记录状态已变化（乐观锁）"),
+    401: OpenApiResponse(description="未认证，或令牌无效、已过期"),
 }
 
 
@@ -199,6 +198,16 @@ class TeacherViewSet(viewsets.ReadOnlyModelViewSet):
             teachers = teachers.filter(school_id=int(school))
         return teachers.order_by("teacher_no")
 
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        # PIPL: every response that carries 身份证号 in full is audited (whose, not the numbers).
+        data = getattr(response, "data", None)
+        if (response.status_code == 200 and self.action in ("list", "retrieve") and isinstance(data, dict)
+                and perm.sees_full_id_number(request.user)):
+            rows = data.get("results", [data])
+            ids = [row["id"] for row in rows if isinstance(row, dict) and "id" in row]
+            audit.id_numbers_shown(request.user, ids, request.path, ip=request.META.get("REMOTE_ADDR"))
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(summary="教师当前周期的评估结果（引擎输出，学分为精确小数字符串）",
                    responses={200: s.EvaluationSerializer, 403: ERRORS[403],
                               404: OpenApiResponse(description="不在可见范围内，或所在单位未绑定学分政策")})
@@ -227,30 +236,54 @@ class ImportBatchViewSet(viewsets.ReadOnlyModelViewSet):
         return s.ImportBatchDetailSerializer if self.action == "retrieve" else s.ImportBatchSerializer
 
 
+SESSION_ONLY = OpenApiResponse(description="令牌只能由已登录的浏览器会话查看、生成或吊销，不能用令牌本身")
+
+
 class TokenView(APIView):
-    """The caller's API token.  Only a browser session (after the throttled
-    login page) may see, create or revoke it — a token cannot mint tokens and
-    no password is ever sent to the API.  Rotating replaces the old token."""
+    """The caller's API token pair.  Only a browser session (after the
+    throttled login page) may see, create or revoke it — a token cannot mint
+    tokens and no password is ever sent to the API.  Generating replaces the
+    old pair; the keys are shown once and stored only as digests."""
 
     authentication_classes = (SessionAuthentication,)
     serializer_class = s.TokenSerializer
 
-    def _expires(self, token: Token | None) -> Any:
-        return token.created + timedelta(days=settings.API_TOKEN_MAX_AGE_DAYS) if token else None
-
-    @extend_schema(summary="当前令牌的生成与到期时间（不返回令牌本身）", responses={200: s.TokenSerializer})
+    @extend_schema(summary="当前令牌的生成与到期时间（不返回令牌本身）", responses={200: s.TokenSerializer, 403: SESSION_ONLY})
     def get(self, request: Request) -> Response:
-        token = Token.objects.filter(user=request.user).first()
-        return Response({"created": token.created if token else None, "expires": self._expires(token)})
+        token = ApiToken.objects.filter(user=request.user).first()
+        return Response({"created": token.created if token else None, "expires": token.expires if token else None,
+                         "refresh_expires": token.refresh_expires if token else None})
 
-    @extend_schema(summary="生成（或轮换）令牌；令牌只在此时返回一次", request=None,
-                   responses={201: s.TokenSerializer})
+    @extend_schema(summary="生成（或轮换）令牌；令牌与刷新令牌只在此时返回一次", request=None,
+                   responses={201: s.TokenSerializer, 403: SESSION_ONLY})
     def post(self, request: Request) -> Response:
-        token = accounts.issue_token(ledger.Actor(request.user, client_ip(request)))
-        return Response({"token": token.key, "created": token.created, "expires": self._expires(token)},
-                        status=status.HTTP_201_CREATED)
+        token, key, refresh = accounts.issue_token(ledger.Actor(request.user, client_ip(request)))
+        return _pair(token, key, refresh)
 
-    @extend_schema(summary="吊销令牌", request=None, responses={204: None})
+    @extend_schema(summary="吊销令牌", request=None, responses={204: None, 403: SESSION_ONLY})
     def delete(self, request: Request) -> Response:
         accounts.revoke_token(ledger.Actor(request.user, client_ip(request)))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _pair(token: ApiToken, key: str, refresh: str) -> Response:
+    return Response({"token": key, "refresh": refresh, "created": token.created, "expires": token.expires,
+                     "refresh_expires": token.refresh_expires}, status=status.HTTP_201_CREATED)
+
+
+class TokenRefreshView(APIView):
+    """A new pair for a valid refresh token; the old pair ends."""
+
+    # The token scheme only names the WWW-Authenticate challenge (401, not
+    # 403, for a spent refresh token); the refresh token is the credential.
+    authentication_classes = (api_auth.ExpiringTokenAuthentication,)
+    permission_classes = ()
+    serializer_class = s.TokenRefreshSerializer
+
+    @extend_schema(summary="用刷新令牌换取新的令牌对（旧的两枚随即失效）", request=s.TokenRefreshSerializer,
+                   responses={201: s.TokenSerializer, 400: ERRORS[400], 401: ERRORS[401]})
+    def post(self, request: Request) -> Response:
+        form = s.TokenRefreshSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        token, key, refresh = api_auth.refresh_pair(form.validated_data["refresh"])
+        return _pair(token, key, refresh)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('xuefen', '0005_ranges'),
+        ('xuefen', '0006_security_2'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -82,6 +82,7 @@ from xuefen.web import limits
 from xuefen.web import permissions as perm
 from xuefen.web.models import ImportBatch, Notification, Org, OrgKind, Record, Role, Source, Status, Teacher, TeacherResult
 from xuefen.web.services import audit, bulk, tallies
+from xuefen.web.services import teachers as teachers_service
 from xuefen.web.services.evaluation import FACT_FIELDS, Policies, price_records, refresh_results
 from xuefen.web.services.ledger import Actor, Denied, ServiceError
 
@@ -448,7 +449,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
             reason = idnumber.problem(text)
             if reason:
                 add(Problem(reason, file=name, row=n, column=table.col(ID_NUMBER_HEADER)))
-            elif teacher is not None and teacher.id_number.upper() != text:
+            elif teacher is not None and not teachers_service.same_id_number(teacher, text):
                 add(Problem(f"身份证号与教师编号“{tid}”在平台登记的身份证号不一致", file=name, row=n,
                             column=table.col(ID_NUMBER_HEADER)))
         uid = keys[n][1]

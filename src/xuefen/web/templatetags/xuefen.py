@@ -64,3 +64,14 @@ def policy_name(policy_id: str) -> str:
     from xuefen.web.wording import policy_name as name
 
     return name(policy_id)
+
+
+@register.filter
+def pct_class(value: Any) -> str:
+    """A progress bar's width as a class (``w-0`` … ``w-100`` in steps of 5):
+    the CSP allows no inline style attributes."""
+    try:
+        pct = max(0, min(100, int(value)))
+    except (TypeError, ValueError):
+        pct = 0
+    return f"w-{5 * round(pct / 5)}"

@@ -31,6 +31,12 @@ ACTION_LABELS: dict[str, Any] = {
     "account_create": _("新建账号"), "account_update": _("修改账号"), "token_issue": _("生成令牌"),
     "token_revoke": _("吊销令牌"),
     "org_update": _("修改单位设置"), "org_create": _("新建单位"), "import": _("导入"),
+    # security (issues 17 and 19)
+    "password_changed": _("修改密码"), "password_set": _("设置密码"), "account_created": _("新建账号"),
+    "login": _("登录"), "logout": _("退出"), "login_failed": _("登录失败"), "login_locked": _("登录锁定"),
+    "login_refused_locked": _("锁定期间拒绝登录"), "login_second_factor_while_locked": _("锁定期间以动态口令登录"),
+    "login_unlocked": _("解除登录锁定"), "otp_enabled": _("启用动态口令"), "otp_removed": _("停用动态口令"),
+    "id_number_viewed": _("查看身份证号全号"), "import_recover": _("恢复中断的导入"),
 }
 OBJECT_LABELS: dict[str, Any] = {"Record": _("学分记录"), "Org": _("单位"), "User": _("账号"), "ImportBatch": _("导入批次"),
                                  "Teacher": _("教师"), "SpotCheck": _("抽检")}

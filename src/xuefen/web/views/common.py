@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -24,6 +26,7 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("spot-checks", _("抽检"), (Role.DISTRICT_OFFICE,)),
     ("school-credits", _("录入校本研修学分"), (Role.SCHOOL_OFFICER,)),
     ("manage-orgs", _("管理"), (Role.SYSADMIN,)),
+    ("account-locks", _("登录锁定"), (Role.SYSADMIN,)),
 ]
 
 
@@ -34,11 +37,36 @@ def nav(request: HttpRequest) -> dict[str, Any]:
     if role == Role.TEACHER:
         unread = request.user.notifications.filter(read=False).count()  # type: ignore[union-attr]
     return {"nav_items": items, "user_role": role, "user_profile": perm.profile(getattr(request, "user", None)),
-            "unread_notifications": unread}
+            "unread_notifications": unread, "otp_roles": settings.OTP_ROLES}
+
+
+def _trusted(address: str) -> bool:
+    from django.conf import settings
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in settings.TRUSTED_PROXIES)
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    """The client's address.  ``X-Forwarded-For`` is believed only when the
+    connection comes from a configured proxy (settings.TRUSTED_PROXIES), and
+    then read from the right, skipping our own proxies: the first address a
+    trusted proxy saw.  Anyone else's header is ignored, so a client cannot
+    choose the address its failures are counted against (issue 19 item 9)."""
+    remote = request.META.get("REMOTE_ADDR")
+    if not remote or not _trusted(remote):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote
+    return remote
 
 
 @login_required
@@ -48,3 +76,15 @@ def home(request: HttpRequest) -> HttpResponse:
         if role in roles:
             return redirect(name)
     return redirect("login")
+
+
+def show_full_ids(request: HttpRequest, teachers: Any, where: str) -> bool:
+    """Whether this user sees 身份证号 in full here; if so, the view is
+    audited with the teachers shown (services.audit.id_numbers_shown)."""
+    from xuefen.web.services import audit
+
+    full = perm.sees_full_id_number(request.user)
+    if full:
+        ids = [] if teachers is None else [teachers.pk] if hasattr(teachers, "pk") else [t.pk for t in teachers]
+        audit.id_numbers_shown(request.user, ids, where, ip=client_ip(request))
+    return full

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, Teacher, TeacherResult
+from xuefen.web.services import audit
 from xuefen.web.services.tallies import FAILED
+from xuefen.web.views.common import client_ip, show_full_ids
 from xuefen.web.views.officer import _node, _officer, _year_shortfall
 
 PER_PAGE = 50
@@ -40,7 +42,8 @@ def at_risk(request: HttpRequest, pk: int) -> HttpResponse:
     for r in rows:
         r.year_shortfall = _year_shortfall(r, year)  # type: ignore[attr-defined]
     return render(request, "xuefen/at_risk.html", {"node": node, "page": page, "rows": rows, "year": year,
-                                                    "show_full_id": perm.sees_full_id_number(request.user)})
+                                                    "show_full_id": show_full_ids(request, [r.teacher for r in rows],
+                                                                                  request.path)})
 
 
 @login_required
@@ -51,6 +54,9 @@ def at_risk_export(request: HttpRequest, pk: int) -> HttpResponse:
     node = _node(request, p, pk)
     year = timezone.localdate().year
     full = perm.sees_full_id_number(request.user)
+    if full:  # PIPL: an export with the numbers in full is a view of them, recorded with whose
+        audit.id_numbers_shown(request.user, list(at_risk_results(request.user, node).values_list("teacher_id", flat=True)),
+                               request.path, ip=client_ip(request))
     headers = ["教师编号", "姓名", "身份证号", "学校", "周期结论", f"{year}年计入学分", "本年尚缺"]
     rows = ([r.teacher.teacher_no, r.teacher.name, r.teacher.id_number if full else r.teacher.masked_id,
              r.teacher.school.name, r.status, r.year_total, _year_shortfall(r, year)]

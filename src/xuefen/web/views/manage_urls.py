@@ -1,6 +1,6 @@
 from django.urls import path
 
-from xuefen.web.views import account, manage
+from xuefen.web.views import manage
 
 urlpatterns = [
     path("manage/", manage.orgs, name="manage-orgs"),
@@ -8,5 +8,4 @@ urlpatterns = [
     path("manage/users/", manage.users, name="manage-users"),
     path("manage/users/<int:pk>/", manage.user_detail, name="manage-user"),
     path("manage/users/<int:pk>/reset-password/", manage.user_reset_password, name="manage-user-reset"),
-    path("account/password/", account.password_change, name="password-change"),
 ]

@@ -26,6 +26,7 @@ from xuefen.web.models import Org, OrgKind, Profile, Record, Status, Teacher, Te
 from xuefen.web.services import tallies
 from xuefen.web.services.evaluation import Policies
 from xuefen.web.services.tallies import FAILED, IN_PROGRESS, PASSED
+from xuefen.web.views.common import show_full_ids
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
 AT_RISK_SHOWN = 20
@@ -206,7 +207,7 @@ def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "node": node, "breadcrumb": breadcrumb, "rows": rows, "teachers": teachers, "at_risk": risk,
         "at_risk_total": risk_total, "queue": queue, "chart": _chart(rows, floors), "totals": totals, "year": year,
         "today": today, "year_rate": _share(totals["year_passed"], totals["year_checked"]),
-        "status_filter": status_filter, "show_full_id": perm.sees_full_id_number(request.user),
+        "status_filter": status_filter, "show_full_id": show_full_ids(request, teachers, request.path),
         "can_review": perm.queue_state(request.user) is not None, "is_school": node.kind == OrgKind.SCHOOL,
     })
 
@@ -220,8 +221,8 @@ def dashboard_export(request: HttpRequest, pk: int) -> HttpResponse:
     node = _node(request, p, pk)
     year = timezone.localdate().year
     rows = unit_rows(node) if node.kind != OrgKind.SCHOOL else []
-    content = unit_xlsx(node.name, rows, _school_teachers(request, node), year,
-                        full_id=perm.sees_full_id_number(request.user))
+    listed = list(_school_teachers(request, node))
+    content = unit_xlsx(node.name, rows, listed, year, full_id=show_full_ids(request, listed, request.path))
     response = HttpResponse(content, content_type=XLSX_TYPE)
     response["Content-Disposition"] = attachment_name(f"达标情况-{node.name}.xlsx")
     return response
@@ -255,7 +256,7 @@ def publicity(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "node": node, "rows": rows, "categories": categories, "today": timezone.localdate(),
         "policy": (first.data.get("policy") or {}).get("name", "") if first else "",
         "cycle": (first.cycle_start, first.cycle_end) if first else None,
-        "show_full_id": perm.sees_full_id_number(request.user),
+        "show_full_id": show_full_ids(request, teachers, request.path),
     })
 
 
@@ -272,5 +273,5 @@ def teacher_detail(request: HttpRequest, pk: int) -> HttpResponse:
     breadcrumb = [a for a in teacher.school.ancestors() if p and p.org and a.path.startswith(p.org.path)]
     return render(request, "xuefen/teacher_detail.html", {
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary), **summary,
-        "show_full_id": perm.sees_full_id_number(request.user), "breadcrumb": breadcrumb,
+        "show_full_id": show_full_ids(request, teacher, request.path), "breadcrumb": breadcrumb,
     })

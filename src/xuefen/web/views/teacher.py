@@ -27,7 +27,7 @@ from xuefen.web.models import AuditEntry, Evidence, Record, Source, Status, Teac
 from xuefen.web.services import accounts, declarations, ledger
 from xuefen.web.services.declarations import NeedsConfirmation
 from xuefen.web.services.evaluation import evaluate_teacher
-from xuefen.web.views.common import client_ip
+from xuefen.web.views.common import client_ip, show_full_ids
 
 DECLARE_FIELDS = ["year", "title", "form", "level", "location", "hours", "days", "result", "role", "achievement",
                   "program", "category", "theme", "words", "certificate", "subject_related"]
@@ -255,7 +255,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "history": _history(request, record),
         "can": {a: a in allowed for a in ("school_approve", "district_approve", "certify", "return", "revoke")},
         "can_correct": "correct" in allowed,
-        "show_full_id": perm.sees_full_id_number(request.user),
+        "show_full_id": show_full_ids(request, record.teacher, request.path),
         "can_resubmit": is_owner and record.status == Status.RETURNED,
         "is_owner": is_owner,
     })
