@@ -23,7 +23,7 @@ from xuefen.web.services.base import Conflict as ServiceConflict
 
 
 class BulkReviewSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=review.MAX_ID), allow_empty=False,
                                 max_length=100_000, help_text="学分记录 id")
     action = serializers.ChoiceField(choices=review.BULK_ACTIONS, help_text="approve（本级审核通过）或 return（退回）")
     comment = serializers.CharField(required=False, allow_blank=True, default="", help_text="说明；退回时必填")

@@ -19,10 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 
 from xuefen.numbers import fmt
 from xuefen.web.models import Evidence, Record, Teacher
@@ -59,22 +57,16 @@ def refusals(teacher: Teacher, record: Record, today: dt.date) -> list[str]:
     return problems
 
 
-def digests(uploads: Iterable[UploadedFile]) -> list[tuple[str, str]]:
-    out = []
-    for upload in uploads:
-        data = upload.read()
-        upload.seek(0)
-        out.append((upload.name or "file", hashlib.sha256(data).hexdigest()))
-    return out
-
-
-def warnings(teacher: Teacher, record: Record, uploads: list[UploadedFile]) -> list[str]:
+def warnings(teacher: Teacher, record: Record, files: list[tuple[str, bytes, str]]) -> list[str]:
+    """What a teacher is asked to confirm before submitting; ``files`` are the
+    uploads as the ledger checked and read them (name, content, type)."""
     found = []
     if record.credits == 0:
         why = explanation(record.explanation, record.year, record.title, record.uid)
         found.append(f"按本单位政策，此条记录计 0 学分（{why}）")
     others = teacher.records.exclude(pk=record.pk) if record.pk else teacher.records.all()
-    for name, digest in digests(uploads):
+    for name, data, _ctype in files:
+        digest = hashlib.sha256(data).hexdigest()
         same = Evidence.objects.filter(sha256=digest, record__in=others).select_related("record").first()
         if same is not None:
             found.append(f"证明材料“{name}”与已申报的“{same.record.title or same.record.uid}”的材料完全相同")

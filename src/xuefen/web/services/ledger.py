@@ -176,7 +176,7 @@ def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], upload
     record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
                     status=Status.PENDING, created_by=actor.user, **parsed)
     price_records(teacher, [record])
-    _checked(teacher, record, uploads, today or timezone.localdate(), warn)
+    _checked(teacher, record, checked, today or timezone.localdate(), warn)
     record.save()
     _attach(record, checked)
     audit.log(actor.user, "declare", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
@@ -297,17 +297,17 @@ def revoke_record(actor: Actor, record_id: int, reason: str, expected_version: i
                    f"您的记录“{record.title or record.uid}”已被撤销：{reason.strip()}")
 
 
-def _checked(teacher: Teacher, record: Record, uploads: list[UploadedFile], today: dt.date, warn: bool) -> None:
+def _checked(teacher: Teacher, record: Record, files: list[tuple[str, bytes, str]], today: dt.date, warn: bool) -> None:
+    """Refusals, then (when asked) the warnings to confirm; ``files`` were
+    checked and read by :func:`_checked_uploads` already, so a file that is
+    not evidence is an error before any warning."""
     from xuefen.web.services import declarations
 
     refused = declarations.refusals(teacher, record, today)
     if refused:
         raise ServiceError("；".join(refused))
     if warn:
-        for upload in uploads:  # a file that is not evidence is an error, before any warning
-            _check_evidence(upload)
-            upload.seek(0)
-        found = declarations.warnings(teacher, record, uploads)
+        found = declarations.warnings(teacher, record, files)
         if found:
             raise declarations.NeedsConfirmation(found)
 
@@ -326,7 +326,7 @@ def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads
         setattr(record, key, value)
     checked = _checked_uploads(record, uploads)
     price_records(record.teacher, [record])
-    _checked(record.teacher, record, uploads, timezone.localdate(), warn)
+    _checked(record.teacher, record, checked, timezone.localdate(), warn)
     record.status = Status.PENDING
     record.status_reason = ""
     record.version += 1

@@ -52,6 +52,10 @@ def _refusals(actor: Actor, records: list[Record], action: str) -> list[str]:
     return out
 
 
+# The widest id a database column holds (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
 def bulk_review(actor: Actor, record_ids: Sequence[int], action: str, comment: str = "",
                 progress: Callable[[int], None] | None = None) -> int:
     """Approve (the actor's step of the chain) or return every record of
@@ -64,6 +68,8 @@ def bulk_review(actor: Actor, record_ids: Sequence[int], action: str, comment: s
     ids = sorted(set(record_ids))
     if not ids:
         raise ServiceError("未选择任何记录")
+    if ids[0] < 1 or ids[-1] > MAX_ID:  # no such record; a wider integer would not even reach the database
+        raise Denied("所选记录中有不存在或无权处理的记录")
     with transaction.atomic():
         # Locked in id order: two batch actions over overlapping selections cannot deadlock.
         records = list(Record.objects.select_for_update(of=("self",)).select_related("teacher__school")
