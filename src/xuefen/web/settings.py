@@ -188,3 +188,7 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
     X_FRAME_OPTIONS = "DENY"
+
+# Certificates (issue 14): the address printed in a certificate's QR code when
+# no request names it (the CLI, the demo).  The default is ./run.sh's server.
+PUBLIC_BASE_URL = os.environ.get("XUEFEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

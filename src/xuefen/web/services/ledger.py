@@ -45,6 +45,13 @@ class Conflict(ServiceError):
     pass
 
 
+def _year_open(teacher: Teacher, year: int | None) -> None:
+    """A closed year is locked (services.annual; imported here, late, because it imports this module)."""
+    from xuefen.web.services.annual import ensure_year_open
+
+    ensure_year_open(teacher, year)
+
+
 @dataclass(frozen=True)
 class Actor:
     user: Any
@@ -142,6 +149,7 @@ def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], upload
     if not uploads:
         raise ServiceError("申报须附证明材料（PDF、JPG 或 PNG）")
     parsed = parse_facts(facts)
+    _year_open(teacher, parsed["year"])
     record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
                     status=Status.PENDING, created_by=actor.user, **parsed)
     price_records(teacher, [record])
@@ -158,6 +166,7 @@ def enter_school_record(actor: Actor, teacher: Teacher, facts: dict[str, Any]) -
     if not perm.can_enter_school_record(actor.user, teacher):
         raise Denied("只能为本校教师录入")
     parsed = parse_facts(facts)
+    _year_open(teacher, parsed["year"])
     record = Record(teacher=teacher, uid=_next_uid(teacher, "S"), source=Source.SCHOOL,
                     status=Status.SCHOOL_APPROVED, created_by=actor.user, **parsed)
     price_records(teacher, [record])
@@ -175,6 +184,8 @@ def _locked(record_id: int, expected_version: int | None, actor: Actor | None = 
         raise Denied("无权处理该记录")
     if expected_version is not None and record.version != expected_version:
         raise Conflict("该记录已被他人处理，请刷新后再试")
+    if action != "revoke":  # a revocation (fraud) reaches into a closed year: services.annual
+        _year_open(record.teacher, record.year)
     return record
 
 
@@ -237,6 +248,7 @@ def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], commen
     parsed = parse_facts({k: ("" if v is None else v) for k, v in current.items()})
     for key, value in parsed.items():
         setattr(record, key, value)
+    _year_open(record.teacher, record.year)
     price_records(record.teacher, [record])
     return _settle(actor, record, "correct", before, comment,
                    f"您的记录“{record.title or record.uid}”已被更正：{comment.strip()}")
@@ -269,6 +281,7 @@ def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads
     before = snapshot(record)
     for key, value in parse_facts(facts).items():
         setattr(record, key, value)
+    _year_open(record.teacher, record.year)
     price_records(record.teacher, [record])
     record.status = Status.PENDING
     record.status_reason = ""

@@ -21,6 +21,9 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("publicity", _("公示"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL)),
     ("imports", _("导入"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
     ("audit-log", _("审计日志"), (Role.AUDITOR, Role.SYSADMIN)),
+    ("annual-index", _("年度登记"), (Role.TEACHER, Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE,
+                                   Role.CITY_CENTER)),
+    ("my-certificates", _("我的证书"), (Role.TEACHER,)),
 ]
 
 
