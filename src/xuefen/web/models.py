@@ -478,3 +478,8 @@ class Certificate(models.Model):
 
     class Meta:
         ordering = ["-issued_at", "-pk"]
+
+
+# Importable by path for the API schema's enum names (settings.SPECTACULAR_SETTINGS).
+AnnualCloseState = AnnualClose.State
+ImportBatchState = ImportBatch.State

@@ -242,3 +242,28 @@ def can_get_certificate(user: Any, teacher: Teacher) -> bool:
 def can_reissue_certificate(user: Any, teacher: Teacher) -> bool:
     """补办 (永吉: "进修学校培训部门查验有关培训资料 … 方可补办"): the district office."""
     return _over(user, teacher.school, Role.DISTRICT_OFFICE)
+
+
+def close_scope(user: Any) -> Q:
+    """Annual closes (``AnnualClose``) a user may see: the officers' subtree,
+    a teacher her own school's."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(school__teachers__user=user)
+    if p.role in OFFICER_ROLES:
+        return Q(school__path__startswith=p.org.path)
+    return NOTHING
+
+
+def certificate_scope(user: Any) -> Q:
+    """Certificates a user may list: a teacher her own, officers those of their subtree."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(teacher__user=user)
+    if p.role in OFFICER_ROLES:
+        return Q(teacher__school__path__startswith=p.org.path)
+    return NOTHING

@@ -167,6 +167,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Separate request and response components, so multipart uploads are described as binary.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models name their workflow field "state" (imports; the annual close, issue 14).
+    "ENUM_NAME_OVERRIDES": {"AnnualCloseStateEnum": "xuefen.web.models.AnnualCloseState",
+                            "StateEnum": "xuefen.web.models.ImportBatchState"},
 }
 
 LOGGING = {

@@ -84,7 +84,9 @@ def by_url_token(value: str) -> Certificate | None:
 
 
 def verify_url(cert: Certificate, base: str | None = None) -> str:
-    return (base or settings.PUBLIC_BASE_URL).rstrip("/") + reverse("verify", args=[url_token(cert)])
+    """The public check's address; ``base`` "" gives the path alone (a view adds its host)."""
+    prefix = settings.PUBLIC_BASE_URL if base is None else base
+    return prefix.rstrip("/") + reverse("verify", args=[url_token(cert)])
 
 
 def is_valid(cert: Certificate) -> bool:
