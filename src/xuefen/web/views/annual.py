@@ -63,6 +63,14 @@ def index(request: HttpRequest) -> HttpResponse:
                                                          "years": list(range(year + 1, year - 5, -1))})
 
 
+STEP_LABELS = {"year_close": "登记", "year_sign": "校长签发，开始公示", "year_submit": "报送区县",
+               "year_confirm": "区县确认", "year_return": "区县退回", "year_reopen": "区县重新开放"}
+
+
+def _name(user: Any) -> str:
+    return (user.get_full_name() or user.username) if user is not None else ""
+
+
 @login_required
 def school_year(request: HttpRequest, pk: int, year: int) -> HttpResponse:
     school = get_object_or_404(Org, pk=pk, kind=OrgKind.SCHOOL)
@@ -92,10 +100,11 @@ def school_year(request: HttpRequest, pk: int, year: int) -> HttpResponse:
     certs_count = (Certificate.objects.filter(teacher__school=school, period_end=year, voided_at__isnull=True,
                                               kind__in=(Certificate.Kind.ANNUAL, Certificate.Kind.CYCLE)).count()
                    if close is not None and close.state == AnnualClose.State.CONFIRMED else 0)
-    history = (AuditEntry.objects.filter(object_type="AnnualClose", object_id=str(close.pk)).order_by("at", "id")
-               if close is not None else [])
+    history = ([(e, STEP_LABELS.get(e.action, e.action)) for e in AuditEntry.objects.filter(
+        object_type="AnnualClose", object_id=str(close.pk)).order_by("at", "id")] if close is not None else [])
+    names = {step: _name(getattr(close, f"{step}_by", None)) for step in ("closed", "signed", "confirmed")}
     return render(request, "xuefen/annual_school.html", {
-        "school": school, "year": year, "close": close, "rows": rows, "categories": categories,
+        "names": names, "school": school, "year": year, "close": close, "rows": rows, "categories": categories,
         "objections": objections, "own": own, "today": today, "certs_count": certs_count, "history": history,
         "can_close": perm.can_close_year(request.user, school), "can_sign": perm.can_sign_year(request.user, school),
         "can_confirm": perm.can_confirm_year(request.user, school),
