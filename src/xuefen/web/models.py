@@ -136,6 +136,9 @@ class Teacher(models.Model):
     transfer_in_year = models.PositiveSmallIntegerField(_("调入年份"), null=True, blank=True)
     normal_graduate = models.BooleanField(_("师范类毕业"), null=True, blank=True)
     leaves = models.JSONField(_("假期"), default=list, blank=True)
+    # Master data (issue 14): where she came from, the year she left service.
+    transfer_from = models.CharField(_("调入前所在地区"), max_length=120, blank=True)
+    left_year = models.PositiveSmallIntegerField(_("离岗年份"), null=True, blank=True)
 
     objects = TeacherQuerySet.as_manager()
 
@@ -273,6 +276,10 @@ class ImportBatch(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
     # 课程学时 given on the upload form: no row may claim more hours.
     course_hours = models.DecimalField(_("课程学时"), max_digits=9, decimal_places=3, null=True, blank=True)
+    # What the file holds (issue 14): credit records, or teachers' master data
+    # (services.masterdata, through the same two phases).
+    kind = models.CharField(_("导入内容"), max_length=16, default="records",
+                            choices=[("records", _("学分记录")), ("teachers", _("教师信息"))])
 
     class Meta:
         ordering = ["-created_at", "-id"]

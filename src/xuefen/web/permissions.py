@@ -267,3 +267,9 @@ def certificate_scope(user: Any) -> Q:
     if p.role in OFFICER_ROLES:
         return Q(teacher__school__path__startswith=p.org.path)
     return NOTHING
+
+
+def can_import_teachers(user: Any, org: Org) -> bool:
+    """Teacher master data (issue 14): the offices over the unit — not a
+    training institution, which only reports training."""
+    return _over(user, org, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)

@@ -535,28 +535,36 @@ def _refuse_unless_allowed(actor: Actor, org: Org) -> None:
         raise Denied(f"无权为“{org.name}”导入")
 
 
-def earlier_import(org: Org, sha256: str, exclude: int | None = None) -> ImportBatch | None:
+def earlier_import(org: Org, sha256: str, exclude: int | None = None, kind: str | None = None) -> ImportBatch | None:
     qs = ImportBatch.objects.filter(org=org, sha256=sha256, state=ImportBatch.State.DONE)
+    if kind is not None:
+        qs = qs.filter(kind=kind)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.order_by("created_at", "pk").first()
 
 
-def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: Decimal | None = None) -> ImportBatch:
+def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: Decimal | None = None,
+            kind: str = "records") -> ImportBatch:
     """Store an uploaded file as a new batch (VALIDATING), or return the DONE
-    batch that imported the very same file for this unit before."""
+    batch that imported the very same file for this unit before.  ``kind``
+    "teachers": a master-data file (services.masterdata), same two phases."""
     _refuse_unless_allowed(actor, org)
+    if kind not in ("records", "teachers"):
+        raise ServiceError(f"未知的导入内容“{kind}”")
+    if kind == "teachers" and not perm.can_import_teachers(actor.user, org):
+        raise Denied(f"无权为“{org.name}”导入教师信息")
     file_name = PurePath(file_name or "import").name[:200]
     if len(data) > settings.IMPORT_MAX_BYTES:
         raise ServiceError(f"文件“{file_name}”超过 {settings.IMPORT_MAX_BYTES // (1024 * 1024)}MB")
     if course_hours is not None and course_hours <= 0:
         raise ServiceError("课程学时须大于 0")
     digest = hashlib.sha256(data).hexdigest()
-    earlier = earlier_import(org, digest)
+    earlier = earlier_import(org, digest, kind=kind)
     if earlier is not None:
         return earlier
     batch = ImportBatch(org=org, uploaded_by=actor.user, file_name=file_name, sha256=digest,
-                        state=ImportBatch.State.VALIDATING, course_hours=course_hours)
+                        state=ImportBatch.State.VALIDATING, course_hours=course_hours, kind=kind)
     suffix = PurePath(file_name).suffix.lower()
     batch.file.save(f"{digest[:16]}{suffix if suffix in SUFFIXES else ''}", ContentFile(data), save=False)
     batch.total_rows = count_rows(file_name, data)
@@ -622,6 +630,10 @@ def check_batch(batch: ImportBatch) -> ImportBatch:
     """Phase 1 on a received batch: VALID, or INVALID with every problem."""
     if batch.state != ImportBatch.State.VALIDATING:
         return batch
+    if batch.kind == "teachers":
+        from xuefen.web.services import masterdata
+
+        return masterdata.check_batch(batch)
     outcome = _outcome(batch, ImportBatch.State.VALIDATING)
     state = ImportBatch.State.INVALID if outcome.problems else ImportBatch.State.VALID
     _set(batch, state=state, errors=[_problem_json(p) for p in outcome.problems],
@@ -683,9 +695,13 @@ def commit_batch(actor: Actor, batch: ImportBatch) -> ImportBatch:
     batch.refresh_from_db()
     if batch.state == ImportBatch.State.DONE:
         return batch
-    earlier = earlier_import(batch.org, batch.sha256, exclude=batch.pk)
+    earlier = earlier_import(batch.org, batch.sha256, exclude=batch.pk, kind=batch.kind)
     if earlier is not None:
         return earlier
+    if batch.kind == "teachers":
+        from xuefen.web.services import masterdata
+
+        return masterdata.commit_batch(actor, batch)
     status = STATUS_BY_ROLE.get(perm.role(actor.user) or "")
     if status is None:
         raise Denied("当前角色不能导入")

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from xuefen.web.models import Org, Teacher
+from xuefen.web.models import Org, Teacher, TeacherResult
 from xuefen.web.services import tallies
 
 
@@ -20,4 +20,41 @@ from xuefen.web.services import tallies
 def add_teacher(school: Org, **fields: Any) -> Teacher:
     teacher = Teacher.objects.create(school=school, **fields)
     tallies.change(school, None, tallies.UNEVALUATED)
+    return teacher
+
+
+# ------------------------------------------------------------------ master data (issue 14)
+
+
+def teacher_by_id_number(id_number: str, *, scope: Any = None) -> Teacher | None:
+    """The teacher with this 身份证号 (the one place that queries the column,
+    so that encrypting it at rest changes only this function); ``scope``: a
+    Q or queryset filter to apply as well."""
+    qs = Teacher.objects.select_related("school")
+    if scope is not None:
+        qs = qs.filter(scope)
+    return qs.filter(id_number=id_number.strip().upper()).first()
+
+
+def create_teacher(school: Org, id_number: str, **fields: Any) -> Teacher:
+    """A new teacher with her 身份证号 (through the model's field)."""
+    return add_teacher(school, id_number=id_number.strip().upper(), **fields)
+
+
+def update_teacher(teacher: Teacher, school: Org | None = None, **fields: Any) -> Teacher:
+    """Change a teacher's master data; a new ``school`` moves her, with her
+    ledger (records belong to the teacher), and moves her standing in the
+    tallies from the old school's line to the new one's — the caller then
+    re-evaluates her under the new unit's policy (北京 第十四条)."""
+    for key, value in fields.items():
+        setattr(teacher, key, value.strip().upper() if key == "id_number" else value)
+    if school is not None and school.pk != teacher.school_id:
+        standing = tallies.Standing.of(TeacherResult.objects.filter(teacher=teacher).first())
+        old = teacher.school
+        teacher.school = school
+        teacher.save()
+        tallies.change(old, standing, None)
+        tallies.change(school, None, standing)
+    else:
+        teacher.save()
     return teacher
