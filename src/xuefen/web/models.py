@@ -490,3 +490,5 @@ class Certificate(models.Model):
 # Importable by path for the API schema's enum names (settings.SPECTACULAR_SETTINGS).
 AnnualCloseState = AnnualClose.State
 ImportBatchState = ImportBatch.State
+CertificateKind = Certificate.Kind
+ImportBatchKinds = ImportBatch._meta.get_field("kind").choices

@@ -169,7 +169,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Two models name their workflow field "state" (imports; the annual close, issue 14).
     "ENUM_NAME_OVERRIDES": {"AnnualCloseStateEnum": "xuefen.web.models.AnnualCloseState",
-                            "StateEnum": "xuefen.web.models.ImportBatchState"},
+                            "StateEnum": "xuefen.web.models.ImportBatchState",
+                            "CertificateKindEnum": "xuefen.web.models.CertificateKind",
+                            "ImportKindEnum": "xuefen.web.models.ImportBatchKinds"},
 }
 
 LOGGING = {
