@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from tests.web.conftest import World
 
+from xuefen import idnumber
 from xuefen.web import pdfs
 from xuefen.web.models import AnnualClose, AuditEntry, Certificate, Org, Record, Status
 from xuefen.web.services import annual, certificates, ledger
@@ -278,3 +279,80 @@ def test_pages_render(world: World) -> None:
 
 def test_pdf_font_is_chinese_capable() -> None:
     assert pdfs.font() in ("XuefenCJK", "STSong-Light")
+
+
+def test_import_into_a_closed_year_is_refused_row_by_row(world: World) -> None:
+    from xuefen.web.services import imports
+
+    confirmed(world)
+    text = ("教师编号,姓名,记录编号,登记年度,培训项目名称,形式,级别,学时,考核结果\n"
+            "T0001,alice,C-01,2025,市级研修,集中,市级,24,合格\n"
+            "T0001,alice,C-02,2026,市级研修,集中,市级,24,合格\n")
+    batch = imports.validate_roster(actor(world, "bob"), world.orgs["east-1"], "roster.csv", text.encode())
+    assert batch.state == "invalid"
+    assert [(e["row"], e["column"]) for e in batch.errors] == [(2, "登记年度")]
+    assert "年度已登记" in batch.errors[0]["message"]
+
+
+def test_sign_off_tells_the_teachers(world: World) -> None:
+    from xuefen.web.models import Notification
+
+    close = annual.close_year(actor(world, "bob"), world.orgs["east-1"].pk, YEAR, today=MONDAY)
+    annual.sign_off(actor(world, "pat"), close.pk, today=MONDAY)
+    told = set(Notification.objects.filter(message__contains="公示至 2026-01-09").values_list("user__username", flat=True))
+    assert told == {"alice", "anna"}
+
+
+def test_cycle_certificate_when_the_cycles_last_year_is_confirmed(world: World) -> None:
+    """北京 第三条: a teacher who completed the 2021–2025 credits gets the
+    结业证书 (and no yearly one: the policy provides none) once her school's
+    2025, the cycle's last year, is confirmed.  The records add up to
+    exactly the 36 credits and every category's minimum."""
+    from django.contrib.auth.models import User
+
+    from xuefen.web.models import OrgKind, Profile, Role
+    from xuefen.web.services.teachers import add_teacher
+
+    district = Org.objects.create(name="北京某区", kind=OrgKind.DISTRICT, parent=world.orgs["city"],
+                                  policy="beijing-2021")
+    school = Org.objects.create(name="北京某小学", kind=OrgKind.SCHOOL, parent=district)
+    people = {}
+    for name, role, org in (("mo", Role.SCHOOL_OFFICER, school), ("mp", Role.PRINCIPAL, school),
+                            ("md", Role.DISTRICT_OFFICE, district)):
+        people[name] = User.objects.create_user(name)
+        Profile.objects.create(user=people[name], role=role, org=org)
+    teacher = add_teacher(school, teacher_no="B0001", name="王老师", stage="小学", hired_year=2008,
+                          id_number=idnumber.make("110105", "19800101", 18))
+    world.teachers["wang"] = teacher
+    records: list[dict[str, Any]] = [
+        {"year": 2021, "title": "师德修养专题", "category": "公共必修", "theme": "思想政治素质与师德修养",
+         "preset_credits": Decimal(3), "hours": None},
+        {"year": 2022, "title": "教育政策解读", "category": "公共必修", "theme": "教育政策与理论",
+         "preset_credits": Decimal(3), "hours": None},
+        {"year": 2022, "title": "学生心理发展", "category": "公共必修", "theme": "学生发展", "preset_credits": Decimal(1),
+         "hours": None},
+        {"year": 2023, "title": "信息技术专题", "category": "公共必修", "theme": "现代信息技术",
+         "preset_credits": Decimal(1), "hours": None},
+        {"year": 2024, "title": "区级学科专题", "category": "专业必修", "form": "集中", "hours": Decimal(20)},
+        {"year": 2021, "title": "区级学科教学能力提升", "category": "专业必修", "form": "集中", "hours": Decimal(40)},
+        {"year": 2023, "title": "国培计划骨干教师研修", "program": "国培计划", "hours": Decimal(40), "result": "优秀",
+         "form": "", "level": ""},
+        {"year": 2022, "title": "市级专题选修（认定3学分）", "category": "专题选修", "hours": Decimal(48),
+         "preset_credits": Decimal(3), "theme": "学生发展"},
+        {"year": 2024, "title": "市级专题选修", "category": "专题选修", "hours": Decimal(48),
+         "preset_credits": Decimal(3), "theme": "学生发展"},
+        *({"year": y, "title": "校本研修", "category": "校本研修", "hours": Decimal(48), "form": "", "level": ""}
+          for y in range(2021, 2026)),
+    ]
+    for facts in records:
+        world.record("wang", status=Status.CERTIFIED, **{"form": "", "level": "", **facts})
+    close = annual.close_year(ledger.Actor(people["mo"]), school.pk, 2025, today=dt.date(2026, 1, 5))
+    entry = close.snapshot[str(teacher.pk)]
+    assert entry["cycle"] == [2021, 2025] and entry["cycle_passed"] and entry["cycle_total"] == "36", entry
+    close = annual.sign_off(ledger.Actor(people["mp"]), close.pk, today=dt.date(2026, 1, 5))
+    close = annual.submit(ledger.Actor(people["mo"]), close.pk, today=dt.date(2026, 1, 20))
+    annual.confirm(ledger.Actor(people["md"]), close.pk)
+    [cycle] = Certificate.objects.filter(teacher=teacher)
+    assert (cycle.kind, cycle.period_start, cycle.period_end) == ("cycle", 2021, 2025)
+    assert cycle.issuer == "示范市教育行政部门"  # 北京 第三条: 市教委
+    assert len(cycle.record_ids) == len(records)

@@ -119,6 +119,12 @@ def close_of(school: Org, year: int) -> AnnualClose | None:
     return AnnualClose.objects.filter(school=school, year=year).first()
 
 
+def locked_years(school_ids: list[int]) -> set[tuple[int, int]]:
+    """(school id, year) of every locked year of these schools, for checks over many rows (imports)."""
+    return set(AnnualClose.objects.filter(school_id__in=school_ids, state__in=AnnualClose.LOCKED)
+               .values_list("school_id", "year"))
+
+
 def ensure_year_open(teacher_or_school: Teacher | Org, year: int | None) -> None:
     """Refuse a change to ``year`` of a school whose close is under way or
     confirmed: the figures the 公示 showed and the certificates print must
@@ -235,7 +241,16 @@ def sign_off(actor: Actor, close_id: int, expected_version: int | None = None,
     close.signed_by, close.signed_at = actor.user, timezone.now()
     close.publicity_start = today
     close.publicity_end = add_working_days(today, publicity_days(close.school))
-    return _settle(actor, close, "year_sign", before)
+    _settle(actor, close, "year_sign", before)
+    # The teachers are told where to look and until when they may object.
+    from xuefen.web.models import Notification
+
+    message = (f"{close.school.name} {close.year} 年度学分公示至 {close.publicity_end:%Y-%m-%d}，"
+               "如有异议请在“年度登记”页面提出")
+    Notification.objects.bulk_create(
+        Notification(user_id=uid, message=message)
+        for uid in Teacher.objects.filter(school=close.school, user__isnull=False).values_list("user_id", flat=True))
+    return close
 
 
 @transaction.atomic

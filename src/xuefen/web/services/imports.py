@@ -467,6 +467,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
                 planned.append(Planned(at, t, rec))
     _check_course_hours(table, parsed, course_hours, add)
     _check_excellent(org, table, parsed, add)
+    _check_locked_years(table, parsed, add)
 
     if progress is not None:
         progress(len(table.data_rows))
@@ -489,6 +490,19 @@ def _check_course_hours(table: Table, parsed: list[tuple[int, Teacher | None, En
         if limit is not None and rec.hours is not None and rec.hours > limit:
             source = "本行的课程学时" if given is not None else "上传时填写的课程学时"
             add(Problem(f"学时 {fmt(rec.hours)} 超过{source} {fmt(limit)}", file=table.name, row=n, column=table.col(HOURS)))
+
+
+def _check_locked_years(table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
+                        add: Callable[[Problem], None]) -> None:
+    """A year a school has closed (services.annual) takes no new records until the district reopens it."""
+    from xuefen.web.services.annual import locked_years
+
+    locked = locked_years(sorted({t.school_id for _, t, _ in parsed if t is not None}))
+    for n, t, rec in parsed:
+        if t is not None and (t.school_id, rec.year) in locked:
+            add(Problem(f"{t.school.name} {rec.year} 年度已登记（锁定），不能再导入该年度的记录；"
+                        "如需补录，请区县继教办重新开放该年度", file=table.name, row=n,
+                        column=table.col(RECORD_FIELDS["year"][0])))
 
 
 def _check_excellent(org: Org, table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
