@@ -356,3 +356,45 @@ def test_cycle_certificate_when_the_cycles_last_year_is_confirmed(world: World) 
     assert (cycle.kind, cycle.period_start, cycle.period_end) == ("cycle", 2021, 2025)
     assert cycle.issuer == "示范市教育行政部门"  # 北京 第三条: 市教委
     assert len(cycle.record_ids) == len(records)
+
+
+def test_api_close_flow_objection_and_certificates(world: World) -> None:
+    passing_year(world, "alice")
+
+    def client(name: str) -> Client:
+        c = Client()
+        c.force_login(world.users[name])
+        return c
+
+    def post(who: str, url: str, **data: Any) -> Any:
+        return client(who).post(url, data, content_type="application/json")
+
+    school = world.orgs["east-1"].pk
+    assert post("pat", "/api/annual-closes/", school=school, year=YEAR).status_code == 403
+    created = post("bob", "/api/annual-closes/", school=school, year=YEAR)
+    assert created.status_code == 201, created.content
+    close = created.json()
+    assert close["state"] == "closed" and [t["name"] for t in close["teachers"]] == ["alice", "anna"]
+    assert close["teachers"][0]["total"] == "64.8"  # exact decimal strings
+    base = f"/api/annual-closes/{close['id']}"
+    assert post("pat", f"{base}/sign/", version=close["version"] + 5).status_code == 409
+    signed = post("pat", f"{base}/sign/", version=close["version"])
+    assert signed.status_code == 200 and signed.json()["state"] == "publicity"
+    objection = post("anna", f"{base}/objections/", text="我的集中培训未计入")
+    assert objection.status_code == 201
+    assert post("anna", f"/api/objections/{objection.json()['id']}/answer/", text="x").status_code == 403
+    answered = post("bob", f"/api/objections/{objection.json()['id']}/answer/", text="已核对，无误")
+    assert answered.status_code == 200 and answered.json()["answer"] == "已核对，无误"
+    assert post("bob", f"{base}/submit/").status_code == 409  # the 公示 is still running
+    AnnualClose.objects.filter(pk=close["id"]).update(publicity_end=dt.date(2026, 1, 9))
+    assert post("bob", f"{base}/submit/").json()["state"] == "submitted"
+    assert post("carol", f"{base}/return/").status_code == 400  # no reason
+    assert post("carol", f"{base}/confirm/").json()["state"] == "confirmed"
+    certs = client("alice").get("/api/certificates/").json()["results"]
+    assert [(c["number"], c["valid"]) for c in certs] == [("ND2025-T0001-01", True)]
+    assert certs[0]["verify_url"].startswith("http://testserver/verify/")
+    pdf = client("alice").get(f"/api/certificates/{certs[0]['id']}/pdf/")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    reissued = post("carol", f"/api/certificates/{certs[0]['id']}/reissue/", reason="遗失")
+    assert reissued.status_code == 201 and reissued.json()["number"] == "ND2025-T0001-02"
+    assert post("carol", f"{base}/reopen/", reason="补录").json()["state"] == "reopened"
