@@ -34,7 +34,6 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.models import AnnualClose, Certificate, Org, OrgKind, Record, Status, Teacher
 from xuefen.web.services import audit
@@ -237,11 +236,13 @@ def reissue(actor: Actor, certificate_id: int, reason: str) -> Certificate:
 def issue_statement(actor: Actor, teacher: Teacher) -> Certificate:
     """学分证明: the teacher's current cycle so far, from her stored result,
     numbered and checkable like a certificate."""
+    from xuefen.web.models import TeacherResult
     from xuefen.web.services.evaluation import refresh_result
 
     if not perm.can_get_certificate(actor.user, teacher):
         raise Denied("无权为该教师开具学分证明")
-    result = refresh_result(teacher)
+    # the stored verdict is kept current by every write; a teacher never evaluated is evaluated now
+    result = TeacherResult.objects.filter(teacher=teacher).first() or refresh_result(teacher)
     if result is None:
         raise ServiceError(f"{teacher.school.name}未绑定学分政策，无法开具学分证明")
     cats: dict[str, Any] = (result.data or {}).get("categories") or {}
@@ -252,5 +253,22 @@ def issue_statement(actor: Actor, teacher: Teacher) -> Certificate:
                    min(result.cycle_end, timezone.localdate().year), result.total, categories, ids, result.policy_id)
 
 
-def fmt_credits(value: str | Decimal) -> str:
-    return fmt(Decimal(str(value)))
+def booklet(actor: Actor, teacher: Teacher) -> bytes:
+    """登记手册 PDF (肃州 第十一条; 永吉 按年度登记): every year's entries with who
+    verified them and the year's close; each print is audited, so a reissued
+    booklet is on record."""
+    from xuefen.web import pdfs
+    from xuefen.web.models import AuditEntry
+
+    if not perm.can_get_certificate(actor.user, teacher):
+        raise Denied("无权打印该教师的登记手册")
+    records = list(Record.objects.filter(teacher=teacher).exclude(status=Status.REVOKED).order_by("year", "uid"))
+    verifiers: dict[int, str] = {}
+    for entry in (AuditEntry.objects.filter(object_type="Record", object_id__in=[str(r.pk) for r in records],
+                                            action__in=list(perm.TRANSITIONS)).order_by("at", "id")):
+        verifiers[int(entry.object_id)] = entry.actor_name
+    closes = {c.year: c.get_state_display() for c in AnnualClose.objects.filter(school=teacher.school)}
+    printed = AuditEntry.objects.filter(action="booklet_print", object_type="Teacher", object_id=str(teacher.pk)).count()
+    audit.log(actor.user, "booklet_print", teacher, after={"copy": printed + 1}, ip=actor.ip,
+              org_path=teacher.school.path, comment="补印" if printed else "")
+    return pdfs.booklet_pdf(teacher, records, verifiers, closes)

@@ -267,16 +267,11 @@ def statement(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def booklet(request: HttpRequest, pk: int) -> HttpResponse:
     teacher = _teacher(request, pk)
-    records = list(Record.objects.filter(teacher=teacher).exclude(status="revoked").order_by("year", "uid"))
-    verifiers: dict[int, str] = {}
-    for entry in (AuditEntry.objects.filter(object_type="Record", object_id__in=[str(r.pk) for r in records],
-                                            action__in=list(perm.TRANSITIONS)).order_by("at", "id")):
-        verifiers[int(entry.object_id)] = entry.actor_name
-    closes = {c.year: c.get_state_display() for c in AnnualClose.objects.filter(school=teacher.school)}
-    from xuefen.web.services import audit
-
-    audit.log(request.user, "booklet_print", teacher, ip=client_ip(request), org_path=teacher.school.path)
-    return _pdf(pdfs.booklet_pdf(teacher, records, verifiers, closes), f"登记手册-{teacher.teacher_no}.pdf")
+    try:
+        content = certificates.booklet(_actor(request), teacher)
+    except Denied:
+        raise Http404 from None
+    return _pdf(content, f"登记手册-{teacher.teacher_no}.pdf")
 
 
 @login_required
