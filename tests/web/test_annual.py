@@ -398,3 +398,29 @@ def test_api_close_flow_objection_and_certificates(world: World) -> None:
     reissued = post("carol", f"/api/certificates/{certs[0]['id']}/reissue/", reason="遗失")
     assert reissued.status_code == 201 and reissued.json()["number"] == "ND2025-T0001-02"
     assert post("carol", f"{base}/reopen/", reason="补录").json()["state"] == "reopened"
+
+
+def test_demo_closes_last_year_and_the_cli_certificate_verifies(db: Any, tmp_path: Path, settings: Any) -> None:
+    """The issue's demo check, on a small demo: 东区实验小学's last full year is
+    confirmed, T00001 (the demo teacher, of that school) has passed it, and
+    the CLI's PDF carries a QR code to a 200 page with 有效; one character
+    changed is 404."""
+    import io
+
+    from django.utils import timezone
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    call_command("demo", teachers=25, stdout=io.StringIO())
+    year = timezone.localdate().year - 1
+    close = AnnualClose.objects.get(school__name="东区实验小学", year=year)
+    assert close.state == AnnualClose.State.CONFIRMED
+    out = tmp_path / "c.pdf"
+    call_command("certificate", "--teacher", "T00001", "--year", str(year), "-o", str(out), stdout=io.StringIO())
+    [url] = _qr_urls(out.read_bytes())
+    path = url.removeprefix("http://127.0.0.1:8000")
+    page = Client().get(path)
+    assert page.status_code == 200 and "有效" in page.content.decode()
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    changed = path.replace(token, token[:4] + ("A" if token[4] != "A" else "B") + token[5:])
+    assert Client().get(changed).status_code == 404
