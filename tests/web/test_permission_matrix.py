@@ -366,3 +366,21 @@ def test_annual_pages_anonymous(world: World) -> None:
     assert client.get(f"/verify/{objs['token']}/").status_code == 200
     for url in ("/annual/", f"/certificates/{objs['cert'].pk}.pdf", "/api/annual-closes/", "/api/certificates/"):
         assert client.get(url).status_code in (302, 401, 403), url
+
+
+# Uploading a teacher master-data file (/imports/, kind=teachers) for 东区实验小学:
+# 302 to the batch page for the offices over the school; 404 for everyone else —
+# ivan too, whose institution reports training but keeps no teacher files.
+TEACHER_IMPORT = {"bob": 302, "carol": 302, "dora": 302}
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_teacher_master_data_upload(world: World, who: str) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = Client()
+    client.force_login(world.users[who])
+    upload = SimpleUploadedFile("教师.csv", "教师编号,岗位\nT0002,专任教师\n".encode())
+    response = client.post("/imports/", {"org": world.orgs["east-1"].pk, "kind": "teachers", "file": upload})
+    assert response.status_code == TEACHER_IMPORT.get(who, 404), (who, response.status_code)
+    assert ImportBatch.objects.filter(kind="teachers").exists() == (who in TEACHER_IMPORT)
