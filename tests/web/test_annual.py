@@ -424,3 +424,13 @@ def test_demo_closes_last_year_and_the_cli_certificate_verifies(db: Any, tmp_pat
     token = path.rstrip("/").rsplit("/", 1)[1]
     changed = path.replace(token, token[:4] + ("A" if token[4] != "A" else "B") + token[5:])
     assert Client().get(changed).status_code == 404
+
+
+def test_close_pages_in_english(world: World) -> None:
+    close = confirmed(world)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(world.users["carol"])
+    page = client.get(f"/annual/school/{close.school_id}/{YEAR}/").content.decode()
+    assert "Confirmed" in page and "Reopen this year" in page
+    verify = Client(HTTP_ACCEPT_LANGUAGE="en").get(f"/verify/{certificates.url_token(Certificate.objects.get())}/")
+    assert "Valid" in verify.content.decode() and "Certificate check" in verify.content.decode()
