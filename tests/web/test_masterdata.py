@@ -140,3 +140,16 @@ def test_xlsx_with_chinese_headers(world: World, tmp_path: Any) -> None:
     commit(world, "bob", batch)
     anna = Teacher.objects.get(teacher_no="T0002")
     assert anna.name == "安娜" and anna.normal_graduate is True
+
+
+def test_a_moved_teacher_keeps_her_old_schools_closed_year_locked(world: World) -> None:
+    """alice's 2025 was counted in 东区实验小学's confirmed close; after she
+    moves to 东区第二中学 her 2025 records are still locked."""
+    from tests.web.test_annual import confirmed
+
+    confirmed(world)
+    late = world.record("alice", status=Status.SCHOOL_APPROVED, year=2025, title="晚到")
+    batch = upload(world, "carol", HEADER + "T0001,,,东区第二中学,,,,,,,\n")
+    commit(world, "carol", batch)
+    with pytest.raises(ledger.Conflict, match="东区实验小学 2025 年度已登记"):
+        ledger.return_record(ledger.Actor(world.users["carol"]), late.pk, "材料不全")

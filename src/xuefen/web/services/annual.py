@@ -28,6 +28,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from xuefen.numbers import fmt
@@ -131,10 +132,15 @@ def ensure_year_open(teacher_or_school: Teacher | Org, year: int | None) -> None
     not move until the district reopens the year."""
     if year is None:
         return
-    school = teacher_or_school.school if isinstance(teacher_or_school, Teacher) else teacher_or_school
-    close = AnnualClose.objects.filter(school_id=school.pk, year=year, state__in=AnnualClose.LOCKED).first()
+    if isinstance(teacher_or_school, Teacher):
+        # her school's year, or the year of a school she has left whose close counted her
+        where = Q(school_id=teacher_or_school.school_id) | Q(snapshot__has_key=str(teacher_or_school.pk))
+    else:
+        where = Q(school_id=teacher_or_school.pk)
+    close = (AnnualClose.objects.filter(where, year=year, state__in=AnnualClose.LOCKED).select_related("school")
+             .first())
     if close is not None:
-        raise Conflict(f"{school.name} {year} 年度已登记（{close.get_state_display()}），不能再修改；"
+        raise Conflict(f"{close.school.name} {year} 年度已登记（{close.get_state_display()}），不能再修改；"
                        "如需修改，请区县继教办重新开放该年度")
 
 
