@@ -386,3 +386,139 @@ def test_office_api(world: World, who: str) -> None:
     got = client.get(f"/api/review-jobs/{job.pk}/").status_code
     assert (str(response.status_code), str(got), changed) == (want["bulk"], want["job"], want["bulk"] == "200"), \
         response.content[:200]
+# ============================================================================
+# Annual close, certificates, verification (issue 14)
+# ============================================================================
+# ann    /annual/ (a teacher, officer, principal of a school is sent to her school's year: 302)
+# as:e1  /annual/school/<东区实验小学>/2025/        set:east /annual/district/<东区>/settings/
+# mc     /me/certificates/                        tc:alice /teachers/<alice>/certificates/
+# cp     /certificates/<alice's 2025>.pdf         sp:e1 /annual/school/<e1>/2025/certificates.pdf
+# bk     /teachers/<alice>/booklet.pdf            v /verify/<alice's token>/ (public)
+ANNUAL_PAGES = """
+user    ann as:e1 set:east mc  tc:alice cp  sp:e1 bk  v
+alice   302 200   404      200 200      200 404   200 200
+anna    302 200   404      200 404      404 404   404 200
+ella    302 404   404      200 404      404 404   404 200
+will    302 404   404      200 404      404 404   404 200
+bob     302 200   404      404 200      200 200   200 200
+pat     302 200   404      404 200      200 200   200 200
+bert    302 404   404      404 404      404 404   404 200
+wes     302 404   404      404 404      404 404   404 200
+carol   200 200   200      404 200      200 200   200 200
+cody    200 404   404      404 404      404 404   404 200
+dora    200 200   404      404 200      200 200   200 200
+ivan    404 404   404      404 404      404 404   404 200
+audrey  404 404   404      404 404      404 404   404 200
+sam     404 404   404      404 404      404 404   404 200
+"""
+
+# a:cl /api/annual-closes/<e1 2025>/   a:c /api/certificates/<alice's>/   a:cp …/pdf/
+ANNUAL_API = """
+user    a:cl a:c a:cp
+alice   200  200 200
+anna    200  404 404
+ella    404  404 404
+will    404  404 404
+bob     200  200 200
+pat     200  200 200
+bert    404  404 404
+wes     404  404 404
+carol   200  200 200
+cody    404  404 404
+dora    200  200 200
+ivan    404  404 404
+audrey  404  404 404
+sam     404  404 404
+"""
+
+# POST, each on its own object: sign a closed 2024, confirm a submitted 2023,
+# reissue alice's 2025 certificate.  403: in scope, wrong role; 404: out of scope.
+ANNUAL_ACTIONS = """
+user    sign confirm reissue
+alice   403  403     403
+anna    403  403     404
+ella    404  404     404
+will    404  404     404
+bob     403  403     403
+pat     200  403     403
+bert    404  404     404
+wes     404  404     404
+carol   403  200     201
+cody    404  404     404
+dora    403  403     403
+ivan    404  404     404
+audrey  404  404     404
+sam     404  404     404
+"""
+
+
+def annual_objects(world: World) -> dict[str, Any]:
+    import datetime as dt
+
+    from tests.web.test_annual import confirmed
+
+    from xuefen.web.services import annual, ledger
+
+    close = confirmed(world)
+    bob, pat = ledger.Actor(world.users["bob"]), ledger.Actor(world.users["pat"])
+    school = world.orgs["east-1"].pk
+    closed = annual.close_year(bob, school, 2024, today=dt.date(2025, 1, 6))
+    submitted = annual.close_year(bob, school, 2023, today=dt.date(2024, 1, 8))
+    submitted = annual.sign_off(pat, submitted.pk, today=dt.date(2024, 1, 8))
+    submitted = annual.submit(bob, submitted.pk, today=dt.date(2024, 2, 1))
+    from xuefen.web.models import Certificate
+    from xuefen.web.services.certificates import url_token
+
+    cert = Certificate.objects.get(teacher=world.teachers["alice"], period_end=2025)
+    return {"close": close, "closed": closed, "submitted": submitted, "cert": cert, "token": url_token(cert)}
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_annual_pages_api_and_actions(world: World, who: str) -> None:
+    objs = annual_objects(world)
+    o, t, cert = world.orgs, world.teachers, objs["cert"]
+    pages = {"ann": "/annual/", "as:e1": f"/annual/school/{o['east-1'].pk}/2025/",
+             "set:east": f"/annual/district/{o['east'].pk}/settings/", "mc": "/me/certificates/",
+             "tc:alice": f"/teachers/{t['alice'].pk}/certificates/", "cp": f"/certificates/{cert.pk}.pdf",
+             "sp:e1": f"/annual/school/{o['east-1'].pk}/2025/certificates.pdf",
+             "bk": f"/teachers/{t['alice'].pk}/booklet.pdf", "v": f"/verify/{objs['token']}/"}
+    api = {"a:cl": f"/api/annual-closes/{objs['close'].pk}/", "a:c": f"/api/certificates/{cert.pk}/",
+           "a:cp": f"/api/certificates/{cert.pk}/pdf/"}
+    client = Client()
+    client.force_login(world.users[who])
+    wrong = check(client, who, pages, table(ANNUAL_PAGES)[who])
+    wrong += check(client, who, api, table(ANNUAL_API)[who])
+    posts = {"sign": f"/api/annual-closes/{objs['closed'].pk}/sign/",
+             "confirm": f"/api/annual-closes/{objs['submitted'].pk}/confirm/",
+             "reissue": f"/api/certificates/{cert.pk}/reissue/"}
+    for action, want in table(ANNUAL_ACTIONS)[who].items():
+        response = client.post(posts[action], {"reason": "遗失，校长已开具证明"}, content_type="application/json")
+        if str(response.status_code) != want:
+            wrong.append(f"{who} POST {action}: expected {want}, got {response.status_code} {response.content[:200]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_annual_pages_anonymous(world: World) -> None:
+    objs = annual_objects(world)
+    client = Client()
+    assert client.get(f"/verify/{objs['token']}/").status_code == 200
+    for url in ("/annual/", f"/certificates/{objs['cert'].pk}.pdf", "/api/annual-closes/", "/api/certificates/"):
+        assert client.get(url).status_code in (302, 401, 403), url
+
+
+# Uploading a teacher master-data file (/imports/, kind=teachers) for 东区实验小学:
+# 302 to the batch page for the offices over the school; 404 for everyone else —
+# ivan too, whose institution reports training but keeps no teacher files.
+TEACHER_IMPORT = {"bob": 302, "carol": 302, "dora": 302}
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_teacher_master_data_upload(world: World, who: str) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = Client()
+    client.force_login(world.users[who])
+    upload = SimpleUploadedFile("教师.csv", "教师编号,岗位\nT0002,专任教师\n".encode())
+    response = client.post("/imports/", {"org": world.orgs["east-1"].pk, "kind": "teachers", "file": upload})
+    assert response.status_code == TEACHER_IMPORT.get(who, 404), (who, response.status_code)
+    assert ImportBatch.objects.filter(kind="teachers").exists() == (who in TEACHER_IMPORT)

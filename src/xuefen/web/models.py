@@ -40,6 +40,12 @@ class Org(models.Model):
     policy_options = models.JSONField(_("政策选项"), default=dict, blank=True)
     # 朝阳 第三十条: declarations are accepted in March and September only.
     declaration_months = models.JSONField(_("申报月份"), default=list, blank=True)
+    # Annual close (issue 14), set on a district: the 公示 length in working
+    # days (永吉 "校长审核、公示" gives none; 5 by default) and the day of the
+    # next year by which a school's close should reach the district (肃州
+    # 第十一条: "次年1月份 … 审核盖章"), as MM-DD.  Empty: inherited / default.
+    publicity_days = models.PositiveSmallIntegerField(_("公示天数（工作日）"), null=True, blank=True)
+    close_due = models.CharField(_("年度登记截止日（次年 MM-DD）"), max_length=5, blank=True)
 
     class Meta:
         ordering = ["path"]
@@ -134,6 +140,9 @@ class Teacher(models.Model):
     transfer_in_year = models.PositiveSmallIntegerField(_("调入年份"), null=True, blank=True)
     normal_graduate = models.BooleanField(_("师范类毕业"), null=True, blank=True)
     leaves = models.JSONField(_("假期"), default=list, blank=True)
+    # Master data (issue 14): where she came from, the year she left service.
+    transfer_from = models.CharField(_("调入前所在地区"), max_length=120, blank=True)
+    left_year = models.PositiveSmallIntegerField(_("离岗年份"), null=True, blank=True)
 
     objects = TeacherQuerySet.as_manager()
 
@@ -333,6 +342,10 @@ class ImportBatch(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
     # --- end lease ---
+    # What the file holds (issue 14): credit records, or teachers' master data
+    # (services.masterdata, through the same two phases).
+    kind = models.CharField(_("导入内容"), max_length=16, default="records",
+                            choices=[("records", _("学分记录")), ("teachers", _("教师信息"))])
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -565,3 +578,110 @@ class AuditAnchor(models.Model):
 
     class Meta:
         ordering = ["-seq"]
+# ============================================================================
+# Annual close (年度登记/年审) and certificates — issue 14
+# ============================================================================
+
+
+class AnnualClose(models.Model):
+    """One school's year, closed step by step (services.annual): the school
+    officer closes it, the principal signs it off and its 公示 begins (永吉：
+    "报请校（园）长审核、公示"), teachers may file 异议 until the 公示 ends,
+    the officer answers each and sends it to the district, which confirms it
+    (山东2009 (十四) "审核合格者，予以确定"; 肃州 第十一条) or returns it.
+    From CLOSED to CONFIRMED the year is locked (services.annual.ensure_year_open)."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", _("待校长签发")
+        PUBLICITY = "publicity", _("公示中")
+        SUBMITTED = "submitted", _("待区县确认")
+        CONFIRMED = "confirmed", _("已确认")
+        RETURNED = "returned", _("已退回")
+        REOPENED = "reopened", _("已重新开放")
+
+    LOCKED = (State.CLOSED, State.PUBLICITY, State.SUBMITTED, State.CONFIRMED)
+
+    school = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="annual_closes")
+    year = models.PositiveSmallIntegerField(_("年度"))
+    state = models.CharField(_("状态"), max_length=16, choices=State.choices, default=State.CLOSED)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    signed_at = models.DateTimeField(null=True, blank=True)
+    publicity_start = models.DateField(_("公示开始"), null=True, blank=True)
+    publicity_end = models.DateField(_("公示截止"), null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(_("说明"), blank=True)
+    # Each teacher's figures for the year at the close: the list the 公示 shows
+    # and the certificates print, so they do not move while the year is locked.
+    # {teacher id: {"passed", "total", "categories": {name: counted}, "records": [ids]}}
+    snapshot = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["school", "-year"]
+        constraints = [models.UniqueConstraint(fields=["school", "year"], name="annual_close_per_school_year")]
+
+    def __str__(self) -> str:
+        return f"{self.school} {self.year} {self.get_state_display()}"
+
+    @property
+    def locked(self) -> bool:
+        return self.state in self.LOCKED
+
+
+class Objection(models.Model):
+    """异议 filed by a teacher during the 公示, answered by the school officer."""
+
+    close = models.ForeignKey(AnnualClose, on_delete=models.CASCADE, related_name="objections")
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="objections")
+    reason = models.TextField(_("异议理由"))
+    filed_at = models.DateTimeField(auto_now_add=True)
+    answer = models.TextField(_("答复"), blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["filed_at", "pk"]
+
+
+class Certificate(models.Model):
+    """An issued document: an annual certificate, a cycle 结业证书 or a 学分证明.
+    Its public check (/verify/<token>/) reads this row: 已撤销 when it was
+    voided (补办 replaces it) or a record it counted has been revoked since."""
+
+    class Kind(models.TextChoices):
+        ANNUAL = "annual", _("年度继续教育证书")
+        CYCLE = "cycle", _("周期培训结业证书")
+        STATEMENT = "statement", _("学分证明")
+
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="certificates")
+    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices)
+    number = models.CharField(_("证书编号"), max_length=40, unique=True)
+    # random, 128 bits; the URL carries it signed (services.certificates.url_token)
+    token = models.CharField(max_length=40, unique=True)
+    period_start = models.PositiveSmallIntegerField(_("起始年度"))
+    period_end = models.PositiveSmallIntegerField(_("截止年度"))
+    school_name = models.CharField(_("学校"), max_length=120)
+    issuer = models.CharField(_("发证机关"), max_length=120)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    total = models.DecimalField(max_digits=10, decimal_places=3)
+    categories = models.JSONField(default=dict, blank=True)
+    record_ids = models.JSONField(default=list, blank=True)
+    policy_id = models.CharField(max_length=64, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True)
+    replaced_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+
+
+# Importable by path for the API schema's enum names (settings.SPECTACULAR_SETTINGS).
+AnnualCloseState = AnnualClose.State
+ImportBatchState = ImportBatch.State
+CertificateKind = Certificate.Kind
+ImportBatchKinds = ImportBatch._meta.get_field("kind").choices

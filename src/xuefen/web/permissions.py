@@ -303,3 +303,90 @@ def can_use_second_factor(user: Any) -> bool:
     from django.conf import settings
 
     return role(user) in settings.OTP_ROLES
+# ---------------------------------------------------------------------------
+# Annual close (年度登记), 公示 objections and certificates — issue 14
+# ---------------------------------------------------------------------------
+
+
+def _over(user: Any, org: Org, *roles: str) -> bool:
+    """The user has one of ``roles`` on ``org`` or on a node above it."""
+    p = profile(user)
+    return bool(p and p.org is not None and p.role in roles and org.path.startswith(p.org.path))
+
+
+def can_close_year(user: Any, school: Org) -> bool:
+    """The school officer closes the year and answers objections (永吉 学分管理专员)."""
+    return _over(user, school, Role.SCHOOL_OFFICER)
+
+
+def can_sign_year(user: Any, school: Org) -> bool:
+    """The principal signs the closed year off (永吉 "报请校（园）长审核、公示")."""
+    return _over(user, school, Role.PRINCIPAL)
+
+
+def can_confirm_year(user: Any, school: Org) -> bool:
+    """The district office confirms, returns and reopens (永吉 县级年审; 山东2009 (十四))."""
+    return _over(user, school, Role.DISTRICT_OFFICE)
+
+
+def can_view_close(user: Any, school: Org) -> bool:
+    """The close pages of a school: the officers over it, and its teachers
+    (who see the 公示 list and file 异议)."""
+    p = profile(user)
+    if p is None:
+        return False
+    if p.role == Role.TEACHER:
+        return Teacher.objects.filter(user=user, school=school).exists()
+    return _over(user, school, *OFFICER_ROLES)
+
+
+def can_object(user: Any, teacher: Teacher) -> bool:
+    return role(user) == Role.TEACHER and teacher.user_id == user.pk
+
+
+def can_set_district(user: Any, district: Org) -> bool:
+    """The district's own settings (公示天数, 截止日): its district office."""
+    p = profile(user)
+    return bool(p and p.role == Role.DISTRICT_OFFICE and p.org is not None and p.org.pk == district.pk)
+
+
+def can_get_certificate(user: Any, teacher: Teacher) -> bool:
+    """A teacher's certificates and statement: the teacher herself and the
+    officers over her school (who print them for the school)."""
+    return can_view_results(user, teacher) and role(user) != Role.INSTITUTION_STAFF
+
+
+def can_reissue_certificate(user: Any, teacher: Teacher) -> bool:
+    """补办 (永吉: "进修学校培训部门查验有关培训资料 … 方可补办"): the district office."""
+    return _over(user, teacher.school, Role.DISTRICT_OFFICE)
+
+
+def close_scope(user: Any) -> Q:
+    """Annual closes (``AnnualClose``) a user may see: the officers' subtree,
+    a teacher her own school's."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(school__teachers__user=user)
+    if p.role in OFFICER_ROLES:
+        return Q(school__path__startswith=p.org.path)
+    return NOTHING
+
+
+def certificate_scope(user: Any) -> Q:
+    """Certificates a user may list: a teacher her own, officers those of their subtree."""
+    p = profile(user)
+    if p is None or p.org is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        return Q(teacher__user=user)
+    if p.role in OFFICER_ROLES:
+        return Q(teacher__school__path__startswith=p.org.path)
+    return NOTHING
+
+
+def can_import_teachers(user: Any, org: Org) -> bool:
+    """Teacher master data (issue 14): the offices over the unit — not a
+    training institution, which only reports training."""
+    return _over(user, org, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)

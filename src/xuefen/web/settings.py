@@ -258,6 +258,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "xuefen.web.api.schema.add_common_responses"],
+    # Two models name their workflow field "state" (imports; the annual close, issue 14).
+    "ENUM_NAME_OVERRIDES": {"AnnualCloseStateEnum": "xuefen.web.models.AnnualCloseState",
+                            "StateEnum": "xuefen.web.models.ImportBatchState",
+                            "CertificateKindEnum": "xuefen.web.models.CertificateKind",
+                            "ImportKindEnum": "xuefen.web.models.ImportBatchKinds"},
 }
 
 LOGGING = {
@@ -288,3 +293,6 @@ REVIEW_PAGE_SIZE = 50
 # A declaration's 登记年度: this year or up to this many years before it
 # (services.declarations; 朝阳 附件3 第三十条 opens declarations in March).
 DECLARATION_YEARS_BACK = int(os.environ.get("XUEFEN_DECLARATION_YEARS_BACK", "1"))
+# Certificates (issue 14): the address printed in a certificate's QR code when
+# no request names it (the CLI, the demo).  The default is ./run.sh's server.
+PUBLIC_BASE_URL = os.environ.get("XUEFEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

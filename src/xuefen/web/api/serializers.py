@@ -194,7 +194,7 @@ class ImportBatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportBatch
         fields: tuple[str, ...] = ("id", "org", "org_name", "uploaded_by", "file_name", "sha256", "state",
-                                   "total_rows", "done_rows", "created_rows", "error_count", "created_at")
+                                   "total_rows", "done_rows", "created_rows", "error_count", "created_at", "kind")
         read_only_fields: tuple[str, ...] = fields
 
     def get_error_count(self, obj: ImportBatch) -> int:

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from xuefen.web.api import office, views
+from xuefen.web.api import annual, office, views
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -10,6 +10,9 @@ router.register("records", views.RecordViewSet, basename="api-record")
 router.register("declarations", views.DeclarationViewSet, basename="api-declaration")
 router.register("teachers", views.TeacherViewSet, basename="api-teacher")
 router.register("imports", views.ImportBatchViewSet, basename="api-import")
+router.register("annual-closes", annual.AnnualCloseViewSet, basename="api-annual-close")
+router.register("objections", annual.ObjectionViewSet, basename="api-objection")
+router.register("certificates", annual.CertificateViewSet, basename="api-certificate")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -489,6 +489,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
                 planned.append(Planned(at, t, rec))
     _check_course_hours(table, parsed, course_hours, add)
     _check_excellent(org, table, parsed, add)
+    _check_locked_years(table, parsed, add)
 
     if progress is not None:
         progress(len(table.data_rows))
@@ -511,6 +512,19 @@ def _check_course_hours(table: Table, parsed: list[tuple[int, Teacher | None, En
         if limit is not None and rec.hours is not None and rec.hours > limit:
             source = "本行的课程学时" if given is not None else "上传时填写的课程学时"
             add(Problem(f"学时 {fmt(rec.hours)} 超过{source} {fmt(limit)}", file=table.name, row=n, column=table.col(HOURS)))
+
+
+def _check_locked_years(table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
+                        add: Callable[[Problem], None]) -> None:
+    """A year a school has closed (services.annual) takes no new records until the district reopens it."""
+    from xuefen.web.services.annual import locked_years
+
+    locked = locked_years(sorted({t.school_id for _, t, _ in parsed if t is not None}))
+    for n, t, rec in parsed:
+        if t is not None and (t.school_id, rec.year) in locked:
+            add(Problem(f"{t.school.name} {rec.year} 年度已登记（锁定），不能再导入该年度的记录；"
+                        "如需补录，请区县继教办重新开放该年度", file=table.name, row=n,
+                        column=table.col(RECORD_FIELDS["year"][0])))
 
 
 def _check_excellent(org: Org, table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
@@ -557,17 +571,25 @@ def _refuse_unless_allowed(actor: Actor, org: Org) -> None:
         raise Denied(f"无权为“{org.name}”导入")
 
 
-def earlier_import(org: Org, sha256: str, exclude: int | None = None) -> ImportBatch | None:
+def earlier_import(org: Org, sha256: str, exclude: int | None = None, kind: str | None = None) -> ImportBatch | None:
     qs = ImportBatch.objects.filter(org=org, sha256=sha256, state=ImportBatch.State.DONE)
+    if kind is not None:
+        qs = qs.filter(kind=kind)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     return qs.order_by("created_at", "pk").first()
 
 
-def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: Decimal | None = None) -> ImportBatch:
+def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: Decimal | None = None,
+            kind: str = "records") -> ImportBatch:
     """Store an uploaded file as a new batch (VALIDATING), or return the DONE
-    batch that imported the very same file for this unit before."""
+    batch that imported the very same file for this unit before.  ``kind``
+    "teachers": a master-data file (services.masterdata), same two phases."""
     _refuse_unless_allowed(actor, org)
+    if kind not in ("records", "teachers"):
+        raise ServiceError(f"未知的导入内容“{kind}”")
+    if kind == "teachers" and not perm.can_import_teachers(actor.user, org):
+        raise Denied(f"无权为“{org.name}”导入教师信息")
     file_name = PurePath(file_name or "import").name[:200]
     if len(data) > settings.IMPORT_MAX_BYTES:
         raise ServiceError(f"文件“{file_name}”超过 {settings.IMPORT_MAX_BYTES // (1024 * 1024)}MB")
@@ -577,11 +599,12 @@ def receive(actor: Actor, org: Org, file_name: str, data: bytes, course_hours: D
     if reason:
         raise ServiceError(reason)
     digest = hashlib.sha256(data).hexdigest()
-    earlier = earlier_import(org, digest)
+    earlier = earlier_import(org, digest, kind=kind)
     if earlier is not None:
         return earlier
     batch = ImportBatch(org=org, uploaded_by=actor.user, file_name=file_name, sha256=digest,
-                        state=ImportBatch.State.VALIDATING, course_hours=course_hours, heartbeat=timezone.now())
+                        state=ImportBatch.State.VALIDATING, course_hours=course_hours, heartbeat=timezone.now(),
+                        kind=kind)
     suffix = PurePath(file_name).suffix.lower()
     batch.file.save(f"{digest[:16]}{suffix if suffix in SUFFIXES else ''}", ContentFile(data), save=False)
     batch.total_rows = count_rows(file_name, data)
@@ -662,6 +685,10 @@ def check_batch(batch: ImportBatch, attempt: int | None = None) -> ImportBatch:
     batch.refresh_from_db(fields=["state", "attempt"])
     if batch.state != ImportBatch.State.VALIDATING or (attempt is not None and attempt != batch.attempt):
         return batch
+    if batch.kind == "teachers":
+        from xuefen.web.services import masterdata
+
+        return masterdata.check_batch(batch)
     run = batch.attempt
     outcome = _outcome(batch, ImportBatch.State.VALIDATING)
     state = ImportBatch.State.INVALID if outcome.problems else ImportBatch.State.VALID
@@ -725,9 +752,13 @@ def commit_batch(actor: Actor, batch: ImportBatch, attempt: int | None = None) -
     batch.refresh_from_db()
     if batch.state == ImportBatch.State.DONE:
         return batch
-    earlier = earlier_import(batch.org, batch.sha256, exclude=batch.pk)
+    earlier = earlier_import(batch.org, batch.sha256, exclude=batch.pk, kind=batch.kind)
     if earlier is not None:
         return earlier
+    if batch.kind == "teachers":
+        from xuefen.web.services import masterdata
+
+        return masterdata.commit_batch(actor, batch)
     status = STATUS_BY_ROLE.get(perm.role(actor.user) or "")
     if status is None:
         raise Denied("当前角色不能导入")

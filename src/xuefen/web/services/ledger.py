@@ -40,6 +40,13 @@ from xuefen.web.services.base import ServiceError as ServiceError
 from xuefen.web.services.evaluation import FACT_FIELDS, price_records, refresh_result
 
 
+def _year_open(teacher: Teacher, year: int | None) -> None:
+    """A closed year is locked (services.annual; imported here, late, because it imports this module)."""
+    from xuefen.web.services.annual import ensure_year_open
+
+    ensure_year_open(teacher, year)
+
+
 def snapshot(r: Record) -> dict[str, Any]:
     out: dict[str, Any] = {name: _plain(getattr(r, name)) for name in FACT_FIELDS}
     out.update(uid=r.uid, status=r.status, credits=fmt(r.credits), preset_credits=_plain(r.preset_credits),
@@ -173,6 +180,7 @@ def declare_record(actor: Actor, teacher: Teacher, facts: dict[str, Any], upload
         raise ServiceError("申报须附证明材料（PDF、JPG 或 PNG）")
     parsed = parse_facts(facts)
     checked = _checked_uploads(None, uploads)
+    _year_open(teacher, parsed["year"])
     record = Record(teacher=teacher, uid=_next_uid(teacher, "D"), source=Source.DECLARATION,
                     status=Status.PENDING, created_by=actor.user, **parsed)
     price_records(teacher, [record])
@@ -190,6 +198,7 @@ def enter_school_record(actor: Actor, teacher: Teacher, facts: dict[str, Any]) -
     if not perm.can_enter_school_record(actor.user, teacher):
         raise Denied("只能为本校教师录入")
     parsed = parse_facts(facts)
+    _year_open(teacher, parsed["year"])
     record = Record(teacher=teacher, uid=_next_uid(teacher, "S"), source=Source.SCHOOL,
                     status=Status.SCHOOL_APPROVED, created_by=actor.user, **parsed)
     price_records(teacher, [record])
@@ -207,6 +216,8 @@ def _locked(record_id: int, expected_version: int | None, actor: Actor | None = 
         raise Denied("无权处理该记录")
     if expected_version is not None and record.version != expected_version:
         raise Conflict("该记录已被他人处理，请刷新后再试")
+    if action != "revoke":  # a revocation (fraud) reaches into a closed year: services.annual
+        _year_open(record.teacher, record.year)
     return record
 
 
@@ -276,6 +287,7 @@ def correct_record(actor: Actor, record_id: int, changes: dict[str, Any], commen
     parsed = parse_facts({k: ("" if v is None else v) for k, v in current.items()})
     for key, value in parsed.items():
         setattr(record, key, value)
+    _year_open(record.teacher, record.year)
     price_records(record.teacher, [record])
     return _settle(actor, record, "correct", before, comment,
                    f"您的记录“{record.title or record.uid}”已被更正：{comment.strip()}")
@@ -325,6 +337,7 @@ def resubmit_record(actor: Actor, record_id: int, facts: dict[str, Any], uploads
     for key, value in parse_facts(facts).items():
         setattr(record, key, value)
     checked = _checked_uploads(record, uploads)
+    _year_open(record.teacher, record.year)
     price_records(record.teacher, [record])
     _checked(record.teacher, record, checked, timezone.localdate(), warn)
     record.status = Status.PENDING

@@ -27,6 +27,9 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("school-credits", _("录入校本研修学分"), (Role.SCHOOL_OFFICER,)),
     ("manage-orgs", _("管理"), (Role.SYSADMIN,)),
     ("account-locks", _("登录锁定"), (Role.SYSADMIN,)),
+    ("annual-index", _("年度登记"), (Role.TEACHER, Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE,
+                                   Role.CITY_CENTER)),
+    ("my-certificates", _("我的证书"), (Role.TEACHER,)),
 ]
 
 

@@ -83,6 +83,7 @@ def index(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _upload(request, targets)
     return render(request, "xuefen/imports.html", {
+        "can_import_teachers": perm.role(request.user) != Role.INSTITUTION_STAFF,
         "targets": targets, "home": home, "history": _history(request, home)[:HISTORY_SHOWN],
         "background_rows": settings.IMPORT_BACKGROUND_ROWS,
         "max_mb": settings.IMPORT_MAX_BYTES // (1024 * 1024),
@@ -103,7 +104,8 @@ def _upload(request: HttpRequest, targets: QuerySet[Org]) -> HttpResponse:
         hours = _course_hours(request.POST.get("course_hours", ""))
         if upload.size is not None and upload.size > settings.IMPORT_MAX_BYTES:
             raise ServiceError(f"文件超过 {settings.IMPORT_MAX_BYTES // (1024 * 1024)}MB")
-        batch = service.receive(actor, org, upload.name or "import", upload.read(), hours)
+        batch = service.receive(actor, org, upload.name or "import", upload.read(), hours,
+                                kind=request.POST.get("kind", "records"))
     except Denied:
         raise Http404 from None
     except ServiceError as exc:

@@ -102,6 +102,25 @@ class Command(BaseCommand):
             self._records(rnd, teacher, school.path.startswith(east.path), today.year)
         for teacher in Teacher.objects.all():
             refresh_result(teacher)
+        self._close_last_year(orgs, today.year - 1)
+
+    def _close_last_year(self, orgs: dict[str, Org], year: int) -> None:
+        """东区实验小学 closes its last full year through every step of
+        services.annual, dated as a school would do it early the next January
+        (the 公示 then takes its working days), so certificates exist."""
+        import datetime as dt
+
+        from xuefen.web.services import annual
+
+        User = get_user_model()
+        school = orgs["east-1"]
+        actor = {login: annual.Actor(User.objects.get(username=login)) for login in ("officer", "principal", "east")}
+        start = dt.date(year + 1, 1, 5)
+        close = annual.close_year(actor["officer"], school.pk, year, today=start)
+        close = annual.sign_off(actor["principal"], close.pk, today=start)
+        assert close.publicity_end is not None
+        close = annual.submit(actor["officer"], close.pk, today=close.publicity_end + dt.timedelta(days=1))
+        annual.confirm(actor["east"], close.pk)
 
     def _records(self, rnd: random.Random, teacher: Teacher, east: bool, this_year: int) -> None:
         first = 2023 if east else 2024
