@@ -186,6 +186,8 @@ def test_capped_amount_is_said_in_plain_words_on_the_record(world: World) -> Non
     world.record("alice", status=Status.SCHOOL_APPROVED, form="校本", level="", hours=Decimal(12), title="校本乙")
     html = client_for(world, "alice").get("/me/").content.decode()
     assert "本年校本研修已达上限24学分，此条6学分中计入4学分" in html
+    # … and on the category: the engine's own sentence, in the page, not in a tooltip
+    assert '<p class="scope-note">2026年校本研修共 26学分，按上限计 24学分' in html
     html = client_for(world, "bob").get(f"/teachers/{world.teachers['alice'].pk}/").content.decode()
     assert "此条6学分中计入4学分" in html
 
