@@ -507,3 +507,21 @@ def test_import_times_are_in_asia_shanghai(world: World) -> None:
     said = " ".join(str(m) for m in response.context["messages"])
     local = timezone.localtime(late).strftime("%Y-%m-%d %H:%M")
     assert local == "2026-12-04 04:30" and local in said, said
+
+
+def test_spot_check_and_correction_through_the_api(world: World) -> None:
+    for name in ("alice", "anna"):
+        world.record(name, status=Status.SCHOOL_APPROVED)
+    carol = client_for(world, "carol")
+    drawn = carol.post("/api/spot-checks/", {"size": 2, "seed": 11, "year": "2026"}, content_type="application/json")
+    assert drawn.status_code == 201 and len(drawn.json()["records"]) == 2
+    item = drawn.json()["records"][0]
+    answer = carol.post(f"/api/spot-check-items/{item['item']}/", {"result": "failed", "note": "无此培训", "revoke": True},
+                        content_type="application/json")
+    assert answer.status_code == 200 and Record.objects.get(pk=item["record"]).status == Status.REVOKED
+    assert client_for(world, "cody").post(f"/api/spot-check-items/{item['item']}/", {"result": "passed"},
+                                          content_type="application/json").status_code == 404
+    r = world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(24))
+    fixed = carol.post(f"/api/records/{r.pk}/correct/", {"changes": {"hours": "12"}, "comment": "按证书更正"},
+                       content_type="application/json")
+    assert fixed.status_code == 200 and fixed.json()["credits"] == "12"
