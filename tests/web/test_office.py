@@ -186,6 +186,8 @@ def test_capped_amount_is_said_in_plain_words_on_the_record(world: World) -> Non
     world.record("alice", status=Status.SCHOOL_APPROVED, form="校本", level="", hours=Decimal(12), title="校本乙")
     html = client_for(world, "alice").get("/me/").content.decode()
     assert "本年校本研修已达上限24学分，此条6学分中计入4学分" in html
+    # … and on the category: the engine's own sentence, in the page, not in a tooltip
+    assert '<p class="scope-note">2026年校本研修共 26学分，按上限计 24学分' in html
     html = client_for(world, "bob").get(f"/teachers/{world.teachers['alice'].pk}/").content.decode()
     assert "此条6学分中计入4学分" in html
 
@@ -457,6 +459,7 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 @pytest.mark.parametrize(("who", "path"), [
     (None, "/login/"), ("audrey", "/audit/"), ("bob", "/review/"), ("carol", "/spot-checks/"),
     ("bob", "/school-credits/"), ("alice", "/account/password/"), ("sam", "/manage/"), ("sam", "/manage/users/"),
+    ("ivan", "/imports/"),
 ])
 def test_english_mode_on_the_page(world: World, who: str | None, path: str) -> None:
     """Item 7: a page offered in English says its UI in English (the login page
@@ -502,3 +505,21 @@ def test_import_times_are_in_asia_shanghai(world: World) -> None:
     said = " ".join(str(m) for m in response.context["messages"])
     local = timezone.localtime(late).strftime("%Y-%m-%d %H:%M")
     assert local == "2026-12-04 04:30" and local in said, said
+
+
+def test_spot_check_and_correction_through_the_api(world: World) -> None:
+    for name in ("alice", "anna"):
+        world.record(name, status=Status.SCHOOL_APPROVED)
+    carol = client_for(world, "carol")
+    drawn = carol.post("/api/spot-checks/", {"size": 2, "seed": 11, "year": "2026"}, content_type="application/json")
+    assert drawn.status_code == 201 and len(drawn.json()["records"]) == 2
+    item = drawn.json()["records"][0]
+    answer = carol.post(f"/api/spot-check-items/{item['item']}/", {"result": "failed", "note": "无此培训", "revoke": True},
+                        content_type="application/json")
+    assert answer.status_code == 200 and Record.objects.get(pk=item["record"]).status == Status.REVOKED
+    assert client_for(world, "cody").post(f"/api/spot-check-items/{item['item']}/", {"result": "passed"},
+                                          content_type="application/json").status_code == 404
+    r = world.record("alice", status=Status.SCHOOL_APPROVED, hours=Decimal(24))
+    fixed = carol.post(f"/api/records/{r.pk}/correct/", {"changes": {"hours": "12"}, "comment": "按证书更正"},
+                       content_type="application/json")
+    assert fixed.status_code == 200 and fixed.json()["credits"] == "12"

@@ -273,25 +273,28 @@ audrey  404  404   404 200 404 404 404 404 404  404
 sam     404  404   404 200 200 200 200 200 404  404
 """
 
-# POSTs: who may act (2xx/3xx and the change made) and who is refused with 404
-# and nothing changed.  bulk: approve r:alice from the queue's batch form;
-# reset: an administrator's password reset of bob; org: 东区's settings.
+# POSTs: who may act (2xx/3xx and the change made: ok), who is answered but
+# refused (no change: no) and who is refused with 404 (no change).
+# bulk: approve r:alice from the queue's batch form; reset: an administrator's
+# password reset of bob; org: 东区's settings; draw: a 抽检 of one record in the
+# user's own unit (东区 has r:inst approved, 西区 nothing to draw); enter: 校本研修
+# hours for alice; corr: 更正 of r:alice (pending, held by her school).
 OFFICE_POSTS = """
-user    bulk reset org
-alice   404  404   404
-anna    404  404   404
-ella    404  404   404
-will    404  404   404
-bob     ok   404   404
-pat     404  404   404
-bert    no   404   404
-wes     no   404   404
-carol   no   404   404
-cody    no   404   404
-dora    no   404   404
-ivan    404  404   404
-audrey  404  404   404
-sam     404  ok    ok
+user    bulk reset org draw enter corr
+alice   404  404   404 404  404   404
+anna    404  404   404 404  404   404
+ella    404  404   404 404  404   404
+will    404  404   404 404  404   404
+bob     ok   404   404 404  ok    ok
+pat     404  404   404 404  404   404
+bert    no   404   404 404  no    404
+wes     no   404   404 404  no    404
+carol   no   404   404 ok   404   404
+cody    no   404   404 no   404   404
+dora    no   404   404 404  404   404
+ivan    404  404   404 404  404   404
+audrey  404  404   404 404  404   404
+sam     404  ok    ok  404  404   404
 """
 
 
@@ -345,6 +348,29 @@ def test_office_posts(world: World, who: str) -> None:
     moved = Org.objects.get(pk=east.pk).policy_options != {}
     if (expected["org"] == "404") != (response.status_code == 404) or moved != (expected["org"] == "ok"):
         wrong.append(f"{who} org: {response.status_code}, changed={moved}")
+
+    from xuefen.web.models import SpotCheck
+
+    response = client.post("/spot-checks/", {"size": "1", "seed": "1"})
+    drawn = SpotCheck.objects.exists()
+    if (expected["draw"] == "404") != (response.status_code == 404) or drawn != (expected["draw"] == "ok"):
+        wrong.append(f"{who} draw: {response.status_code}, drawn={drawn}")
+
+    alice = world.teachers["alice"]
+    response = client.post("/school-credits/", {"year": "2026", "title": "校本研修：听评课", "form": "校本",
+                                                f"hours-{alice.pk}": "8"})
+    entered = Record.objects.filter(title="校本研修：听评课").exists()
+    if (expected["enter"] == "404") != (response.status_code == 404) or entered != (expected["enter"] == "ok"):
+        wrong.append(f"{who} enter: {response.status_code}, entered={entered}")
+
+    Record.objects.filter(pk=record.pk).update(status=Status.PENDING)  # the batch approval above may have moved it
+    fresh = Record.objects.get(pk=record.pk)
+    response = client.post(f"/records/{record.pk}/correct/", {"year": "2026", "title": fresh.title, "form": "集中",
+                                                              "level": "区县级", "hours": "20", "result": "合格",
+                                                              "comment": "按证书更正", "version": fresh.version})
+    corrected = Record.objects.get(pk=record.pk).hours == 20
+    if (expected["corr"] == "404") != (response.status_code == 404) or corrected != (expected["corr"] == "ok"):
+        wrong.append(f"{who} corr: {response.status_code}, corrected={corrected}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -386,8 +412,7 @@ def test_office_api(world: World, who: str) -> None:
     got = client.get(f"/api/review-jobs/{job.pk}/").status_code
     assert (str(response.status_code), str(got), changed) == (want["bulk"], want["job"], want["bulk"] == "200"), \
         response.content[:200]
-# ============================================================================
-# Annual close, certificates, verification (issue 14)
+# =====================================================================# Annual close, certificates, verification (issue 14)
 # ============================================================================
 # ann    /annual/ (a teacher, officer, principal of a school is sent to her school's year: 302)
 # as:e1  /annual/school/<东区实验小学>/2025/        set:east /annual/district/<东区>/settings/
@@ -522,3 +547,47 @@ def test_teacher_master_data_upload(world: World, who: str) -> None:
     response = client.post("/imports/", {"org": world.orgs["east-1"].pk, "kind": "teachers", "file": upload})
     assert response.status_code == TEACHER_IMPORT.get(who, 404), (who, response.status_code)
     assert ImportBatch.objects.filter(kind="teachers").exists() == (who in TEACHER_IMPORT)
+=======
+
+
+# The office API's writes.  corr: POST /api/records/<r:alice>/correct/ (403 in
+# scope without the role, 409 a reviewer whose level does not hold it);
+# draw: POST /api/spot-checks/ (西区 has nothing to draw: 400); enter: POST
+# /api/school-credits/ for alice (404: not their school's teacher).
+API_OFFICE_WRITES = """
+user    corr draw enter
+alice   403  403  403
+anna    404  403  403
+ella    404  403  403
+will    404  403  403
+bob     200  403  201
+pat     403  403  403
+bert    404  403  404
+wes     404  403  404
+carol   409  201  403
+cody    404  400  403
+dora    409  403  403
+ivan    404  403  403
+audrey  404  403  403
+sam     404  403  403
+"""
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_office_api_writes(world: World, who: str) -> None:
+    objs = objects(world)
+    want = table(API_OFFICE_WRITES)[who]
+    client = Client()
+    client.force_login(world.users[who])
+    record = objs["records"]["r:alice"]
+    got = {
+        "corr": client.post(f"/api/records/{record.pk}/correct/", {"changes": {"hours": "20"}, "comment": "按证书更正"},
+                            content_type="application/json").status_code,
+        "draw": client.post("/api/spot-checks/", {"size": 1, "seed": 3}, content_type="application/json").status_code,
+        "enter": client.post("/api/school-credits/", {"facts": {"year": "2026", "title": "校本研修", "form": "校本"},
+                                                      "hours": {str(world.teachers["alice"].pk): "8"}},
+                             content_type="application/json").status_code,
+    }
+    assert {k: str(v) for k, v in got.items()} == want
+    changed = Record.objects.get(pk=record.pk).hours == 20
+    assert changed == (want["corr"] == "200")

@@ -276,6 +276,26 @@ def can_administer(user: Any) -> bool:
     return is_sysadmin(user)
 
 
+IMPORT_ROLES = (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+def is_importer(user: Any) -> bool:
+    """The import pages: institution staff and the offices (each unit is checked by :func:`can_import`)."""
+    p = profile(user)
+    return bool(p and p.role in IMPORT_ROLES and p.org is not None)
+
+
+def import_targets(user: Any) -> Q:
+    """The units a user may import for (as ``Org`` filters): an institution
+    itself, an office any node of its subtree (:func:`can_import`)."""
+    p = profile(user)
+    if p is None or p.org is None or not is_importer(user):
+        return NOTHING
+    if p.role == Role.INSTITUTION_STAFF:
+        return Q(pk=p.org.pk)
+    return Q(path__startswith=p.org.path)
+
+
 def can_view_bulk_job(user: Any, job: Any) -> bool:
     """A batch review job's page: the officer who started it."""
     return bool(getattr(user, "is_authenticated", False) and job.actor_id == user.pk)

@@ -20,5 +20,9 @@ urlpatterns = [
     path("records/bulk/", office.BulkReviewView.as_view(), name="api-records-bulk"),
     path("review-jobs/<int:pk>/", office.BulkJobView.as_view(), name="api-review-job"),
     path("token/refresh/", views.TokenRefreshView.as_view(), name="api-token-refresh"),
+    path("records/<int:pk>/correct/", office.CorrectView.as_view(), name="api-record-correct"),
+    path("spot-checks/", office.SpotChecksView.as_view(), name="api-spot-checks"),
+    path("spot-check-items/<int:pk>/", office.SpotCheckResultView.as_view(), name="api-spot-check-result"),
+    path("school-credits/", office.SchoolCreditsView.as_view(), name="api-school-credits"),
     path("", include(router.urls)),
 ]

@@ -100,7 +100,7 @@ def log_view(request: HttpRequest) -> HttpResponse:
     p = perm.profile(request.user)
     assert p is not None
     scoped = AuditEntry.objects.filter(perm.audit_scope(request.user))
-    orgs = Org.objects.all() if p.role == Role.SYSADMIN else (p.org.subtree() if p.org else Org.objects.none())
+    orgs = Org.objects.all() if perm.is_sysadmin(request.user) else (p.org.subtree() if p.org else Org.objects.none())
 
     params = {key: request.GET.get(key, "").strip() for key in
               ("actor", "action", "object_type", "object", "org", "from", "to")}

@@ -23,19 +23,19 @@ from django.views.decorators.http import require_POST
 
 from xuefen.io.template import write_template
 from xuefen.web import permissions as perm
-from xuefen.web.models import ImportBatch, Org, Role
+from xuefen.web.models import ImportBatch, Org
 from xuefen.web.services import imports as service
 from xuefen.web.services.ledger import Actor, Denied, ServiceError
 from xuefen.web.views.common import client_ip
 
-IMPORT_ROLES = (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+IMPORT_ROLES = perm.IMPORT_ROLES  # kept for importers of this name
 HISTORY_SHOWN = 50
 RUNNING = service.RUNNING
 
 
 def _importer(request: HttpRequest) -> Org:
     p = perm.profile(request.user)
-    if p is None or p.role not in IMPORT_ROLES or p.org is None:
+    if p is None or p.org is None or not perm.is_importer(request.user):
         raise Http404
     return p.org
 
@@ -43,16 +43,11 @@ def _importer(request: HttpRequest) -> Org:
 def _targets(request: HttpRequest, home: Org) -> QuerySet[Org]:
     """The units this user may import for: an institution for itself; an
     office for any node of its subtree."""
-    if perm.role(request.user) == Role.INSTITUTION_STAFF:
-        return Org.objects.filter(pk=home.pk)
-    return Org.objects.filter(path__startswith=home.path).order_by("path")
+    return Org.objects.filter(perm.import_targets(request.user)).order_by("path")
 
 
 def _history(request: HttpRequest, home: Org) -> QuerySet[ImportBatch]:
-    qs = ImportBatch.objects.select_related("org", "uploaded_by")
-    if perm.role(request.user) == Role.INSTITUTION_STAFF:
-        return qs.filter(org=home)
-    return qs.filter(org__path__startswith=home.path)
+    return ImportBatch.objects.select_related("org", "uploaded_by").filter(perm.import_scope(request.user))
 
 
 def _batch(request: HttpRequest, pk: int) -> ImportBatch:
