@@ -547,7 +547,6 @@ def test_teacher_master_data_upload(world: World, who: str) -> None:
     response = client.post("/imports/", {"org": world.orgs["east-1"].pk, "kind": "teachers", "file": upload})
     assert response.status_code == TEACHER_IMPORT.get(who, 404), (who, response.status_code)
     assert ImportBatch.objects.filter(kind="teachers").exists() == (who in TEACHER_IMPORT)
-=======
 
 
 # The office API's writes.  corr: POST /api/records/<r:alice>/correct/ (403 in

@@ -410,3 +410,9 @@ def can_import_teachers(user: Any, org: Org) -> bool:
     """Teacher master data (issue 14): the offices over the unit — not a
     training institution, which only reports training."""
     return _over(user, org, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+def offers_teacher_import(user: Any) -> bool:
+    """Whether the import page offers the teacher-file kind (each unit is
+    then checked by :func:`can_import_teachers`)."""
+    return role(user) in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)

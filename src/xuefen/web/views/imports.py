@@ -78,7 +78,7 @@ def index(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _upload(request, targets)
     return render(request, "xuefen/imports.html", {
-        "can_import_teachers": perm.role(request.user) != Role.INSTITUTION_STAFF,
+        "can_import_teachers": perm.offers_teacher_import(request.user),
         "targets": targets, "home": home, "history": _history(request, home)[:HISTORY_SHOWN],
         "background_rows": settings.IMPORT_BACKGROUND_ROWS,
         "max_mb": settings.IMPORT_MAX_BYTES // (1024 * 1024),
