@@ -22,7 +22,8 @@
       trigger: "axis", axisPointer: { type: "shadow" },
       formatter: function (items) {
         var i = items[0].dataIndex, lines = ["<b>" + data.names[i] + "</b>"];
-        items.forEach(function (it) { lines.push(it.marker + it.seriesName + ": " + it.value); });
+        // No it.marker: it is a <span style=…>, which the CSP (no inline styles) would blank.
+        items.forEach(function (it) { lines.push(it.seriesName + ": " + it.value); });
         if (data.year_rates[i] !== null) lines.push(data.year_label + ": " + data.year_rates[i] + "%");
         return lines.join("<br>");
       }
