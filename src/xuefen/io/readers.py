@@ -275,7 +275,7 @@ def check_xlsx_container(data: bytes, name: str, limits: TableLimits) -> None:
                         raise _refuse(name, f"Excel 文件的部件“{m.filename}”含有 XML 实体声明（DOCTYPE），"
                                             "不是 Excel/WPS 保存的正常文件，已拒绝")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        raise _refuse(name, "Excel 文件已损坏，无法打开：请确认是 .xlsx 格式") from None
+        raise _refuse(name, "无法打开 Excel 文件：文件已损坏或不是 .xlsx 格式，请用模板另存后重新上传") from None
 
 
 def xlsx_rows(data: bytes, name: str, limits: TableLimits | None = None) -> list[list[Any]]:
