@@ -102,7 +102,7 @@ def test_closed_year_is_locked_until_reopened(world: World) -> None:
     record = world.record("alice", status=Status.PENDING, year=2026)  # another year: open
     returned = world.record("alice", status=Status.SCHOOL_APPROVED, year=YEAR, title="晚到的记录")
     with pytest.raises(ledger.Conflict, match="年度已登记"):
-        ledger.return_record(actor(world, "bob"), returned.pk, "材料不全")
+        ledger.return_record(actor(world, "carol"), returned.pk, "材料不全")  # the district holds it (issue 19 item 7)
     with pytest.raises(ledger.Conflict, match="年度已登记"):
         ledger.enter_school_record(actor(world, "bob"), world.teachers["alice"],
                                    {"year": YEAR, "title": "补录", "form": "校本", "hours": "10"})
@@ -113,7 +113,7 @@ def test_closed_year_is_locked_until_reopened(world: World) -> None:
         annual.reopen(actor(world, "bob"), close.pk, "更正")
     annual.reopen(actor(world, "carol"), close.pk, "补录遗漏记录")
     assert not Certificate.objects.filter(voided_at__isnull=True).exists()  # the reopened year's are void
-    ledger.return_record(actor(world, "bob"), returned.pk, "材料不全")
+    ledger.return_record(actor(world, "carol"), returned.pk, "材料不全")  # the district holds it (issue 19 item 7)
     entry = AuditEntry.objects.get(action="year_reopen")
     assert entry.comment == "补录遗漏记录" and entry.actor_name == "carol"
 
