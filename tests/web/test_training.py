@@ -15,12 +15,12 @@ from tests.web.conftest import World
 from tests.web.training_world import TrainingWorld, build
 
 from xuefen.web.models import (
+    Attendance,
     AuditEntry,
+    Enrolment,
     Org,
     OrgKind,
     Profile,
-    Attendance,
-    Enrolment,
     ProjectKind,
     ProjectState,
     Record,

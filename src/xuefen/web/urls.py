@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("xuefen.web.views.officer_urls")),
     path("", include("xuefen.web.views.import_urls")),
     path("", include("xuefen.web.views.audit_urls")),
+    path("", include("xuefen.web.views.training_urls")),
     path("api/", include("xuefen.web.api.urls")),
 ]

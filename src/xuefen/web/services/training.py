@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from fractions import Fraction
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 from django.conf import settings
@@ -72,9 +72,9 @@ from xuefen.web.models import (
     TrainingClass,
     TrainingProject,
 )
+from xuefen.web.permissions import COUNTING
 from xuefen.web.services import audit, ledger
 from xuefen.web.services.evaluation import (
-    COUNTING,
     _engine_record,
     engine_record,
     engine_teacher,
@@ -443,7 +443,7 @@ class Limits:
 
 
 def class_limits(klass: TrainingClass, teachers: list[Teacher]) -> Limits:
-    from xuefen.engine.evaluate import share
+    from xuefen.numbers import share
     from xuefen.policy.schema import Gate
     from xuefen.web.services.imports import _Jurisdictions
 

@@ -21,6 +21,9 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("publicity", _("公示"), (Role.SCHOOL_OFFICER, Role.PRINCIPAL)),
     ("imports", _("导入"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)),
     ("audit-log", _("审计日志"), (Role.AUDITOR, Role.SYSADMIN)),
+    ("training-mine", _("我的培训"), (Role.TEACHER,)),
+    ("training-home", _("培训项目"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE,
+                                    Role.CITY_CENTER, Role.EXPERT)),
 ]
 
 

@@ -23,7 +23,7 @@ from xuefen.engine.report import as_dict, category_required, plan
 from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.models import Evidence, Record, Role, Source, Status, Teacher
-from xuefen.web.services import ledger
+from xuefen.web.services import ledger, training
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip
 
@@ -138,7 +138,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "xuefen/teacher_home.html", {
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary),
         "declarations": declarations, "returned": [r for r in declarations if r.status == Status.RETURNED],
-        "notifications": notifications, **summary,
+        "notifications": notifications, "offers": training.what_to_take(teacher) if summary["evaluation"] else [],
+        **summary,
     })
 
 
