@@ -625,7 +625,7 @@ def what_to_take(teacher: Teacher, limit: int = 10) -> list[dict[str, Any]]:
     much (朝阳 附件2 第十条 学习诊断/资源推送).  Each class is tried as one more
     record with result 合格 and no absence, and the engine's plan
     (engine/report.py ``plan``) before and after is compared: the figure is
-    the credits of her unmet minimums the class would cover."""
+    the largest reduction of any of her unmet credit minimums."""
     chosen = policy_for(teacher)
     if chosen is None:
         return []
@@ -652,12 +652,15 @@ def what_to_take(teacher: Teacher, limit: int = 10) -> list[dict[str, Any]]:
         extra = _engine_record(f"plan-{klass.record_uid}", {k: parsed[k] for k in parsed if k != "preset_credits"},
                                None)
         after = _gaps(plan(ev_eval.evaluate(et, [*records, extra], as_of)))
-        closes = sum((v - after.get(k, ZERO) for k, v in before.items()), ZERO)
+        # Needs overlap (a year's total and its 必修, the cycle's): one class's
+        # credits close each of them, so the figure is the largest reduction,
+        # not their sum; the needs it reduces are listed beside it.
+        closes = max((v - after.get(k, ZERO) for k, v in before.items()), default=ZERO)
         if closes <= 0:
             continue
         covered = [k[2] for k, v in before.items() if after.get(k, ZERO) < v]
         enrolled = klass.enrolments.filter(state=Enrolment.State.ENROLLED).count()
         out.append({"class": klass, "project": project, "course": course, "closes": closes,
                     "closes_text": fmt(closes), "covers": covered, "full": enrolled >= klass.capacity})
-    out.sort(key=lambda x: (-x["closes"], x["class"].pk))
+    out.sort(key=lambda x: (-x["closes"], -len(x["covers"]), x["class"].pk))
     return out[:limit]
