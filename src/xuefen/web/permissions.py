@@ -205,7 +205,7 @@ def _ancestor_ids(org: Org) -> list[int]:
 
 
 def project_scope(user: Any) -> Q:
-    from xuefen.web.models import ProjectState
+    from xuefen.web.models import ProjectKind, ProjectState
 
     p = profile(user)
     if p is None:
@@ -214,7 +214,9 @@ def project_scope(user: Any) -> Q:
         teacher = Teacher.objects.filter(user=user).select_related("school").first()
         if teacher is None:
             return NOTHING
-        visible = Q(approver_org_id__in=_ancestor_ids(teacher.school),
+        # Training projects open to her jurisdiction; a 校本研修 project only
+        # when she is one of its members.
+        visible = Q(approver_org_id__in=_ancestor_ids(teacher.school), kind=ProjectKind.TRAINING,
                     state__in=(ProjectState.APPROVED, ProjectState.PASSED, ProjectState.FAILED))
         return visible | Q(courses__classes__enrolments__teacher=teacher)
     if p.org is None:

@@ -227,7 +227,9 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "enrolments": enrolments if manage else [], "mine": mine, "teacher": teacher,
         "enrolled": sum(1 for e in enrolments if e.state == Enrolment.State.ENROLLED),
         "sessions": list(klass.sessions.all()), "missed": {k: fmt(v) for k, v in missed.items()},
-        "results": training.RESULTS, "limits": limits,
+        "results": training.RESULTS,
+        "excellent_limit": f"{fmt(limits.excellent[0] * 100)}%（{limits.excellent[1]}）"
+        if limits and limits.excellent else "",
         "can_enrol": teacher is not None and mine is None and klass.state == TrainingClass.State.OPEN
         and training.class_visible_to_teacher(klass, teacher),
         "survey_items": training.SURVEY_ITEMS,
