@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import Q, QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +33,8 @@ from xuefen.web.models import (
 from xuefen.web.services import ledger, research, training
 
 T = TypeVar("T")
+# A list asked for a page past its end answers 404 (DRF's pagination).
+PAGE_404 = OpenApiResponse(description="页码无效或超出范围")
 
 
 def call(fn: Callable[[], T]) -> T:
@@ -105,6 +107,8 @@ class DecideIn(serializers.Serializer):
 
 class CourseSerializer(serializers.ModelSerializer):
     hours = ExactDecimalField()
+    # blank when there is none, so not a "uri" in the schema
+    resource_url = serializers.CharField(read_only=True, help_text="课程资源链接（可为空）")
 
     class Meta:
         model = Course
@@ -159,6 +163,7 @@ class VersionIn(serializers.Serializer):
 
 class SessionSerializer(serializers.ModelSerializer):
     hours = ExactDecimalField()
+    materials_url = serializers.CharField(read_only=True, help_text="材料链接（可为空）")
 
     class Meta:
         model = ClassSession
@@ -265,12 +270,12 @@ class _Projects(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="培训项目（按权限范围）"),
+    list=extend_schema(summary="培训项目（按权限范围）", responses={200: ProjectSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一个培训项目", responses={200: ProjectSerializer, 404: ERRORS[404]}),
     create=extend_schema(summary="申报培训项目（培训机构、学校、学区）", request=ProjectIn,
                          responses={201: ProjectSerializer, 400: ERRORS[400], 403: ERRORS[403]}),
 )
-class ProjectViewSet(mixins.CreateModelMixin, _Projects):
+class ProjectViewSet(_Projects):
     """朝阳 附件4: 申报 → 论证 → 立项."""
 
     kind = ProjectKind.TRAINING
@@ -286,12 +291,12 @@ class ProjectViewSet(mixins.CreateModelMixin, _Projects):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="校本研修项目（按权限范围）"),
+    list=extend_schema(summary="校本研修项目（按权限范围）", responses={200: ProjectSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一个校本研修项目", responses={200: ProjectSerializer, 404: ERRORS[404]}),
     create=extend_schema(summary="申报校本研修项目（学校）", request=ProjectIn,
                          responses={201: ProjectSerializer, 400: ERRORS[400], 403: ERRORS[403]}),
 )
-class ResearchViewSet(mixins.CreateModelMixin, _Projects):
+class ResearchViewSet(_Projects):
     """朝阳 附件6; 永吉 校本研修: plan → 论证 → members and activities → 验收."""
 
     kind = ProjectKind.RESEARCH
@@ -323,7 +328,7 @@ def _visible_projects(user: Any) -> QuerySet[TrainingProject]:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="课程（所属项目在权限范围内）"),
+    list=extend_schema(summary="课程（所属项目在权限范围内）", responses={200: CourseSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一门课程", responses={200: CourseSerializer, 404: ERRORS[404]}),
 )
 class CourseViewSet(viewsets.ReadOnlyModelViewSet):
@@ -344,7 +349,7 @@ class CourseViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="班级（所属项目在权限范围内）"),
+    list=extend_schema(summary="班级（所属项目在权限范围内）", responses={200: ClassSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一个班级", responses={200: ClassSerializer, 404: ERRORS[404]}),
 )
 class ClassViewSet(viewsets.ReadOnlyModelViewSet):
@@ -399,7 +404,8 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="报名（教师本人的；班主任与申报单位：其班级的）"),
+    list=extend_schema(summary="报名（教师本人的；班主任与申报单位：其班级的）",
+                       responses={200: EnrolmentSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一条报名", responses={200: EnrolmentSerializer, 404: ERRORS[404]}),
 )
 class EnrolmentViewSet(viewsets.ReadOnlyModelViewSet):
@@ -417,7 +423,7 @@ class EnrolmentViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="课次（所属项目在权限范围内）"),
+    list=extend_schema(summary="课次（所属项目在权限范围内）", responses={200: SessionSerializer(many=True), 404: PAGE_404}),
     retrieve=extend_schema(summary="一个课次", responses={200: SessionSerializer, 404: ERRORS[404]}),
 )
 class SessionViewSet(viewsets.ReadOnlyModelViewSet):
