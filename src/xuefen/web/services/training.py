@@ -302,6 +302,19 @@ def enrol(actor: Actor, class_id: int, teacher: Teacher) -> Enrolment:
     klass = _locked_class(class_id)
     if not perm.can_enrol(actor.user, teacher):
         raise Denied("只能为本人报名")
+    return _enrol(actor, klass, teacher, "class_enrol")
+
+
+@transaction.atomic
+def assign(actor: Actor, class_id: int, teacher: Teacher) -> Enrolment:
+    """Enrolment assigned by the teacher's school (学校选派), same capacity rule."""
+    klass = _locked_class(class_id)
+    if not perm.can_enter_school_record(actor.user, teacher):
+        raise Denied("只能选派本校教师")
+    return _enrol(actor, klass, teacher, "class_assign")
+
+
+def _enrol(actor: Actor, klass: TrainingClass, teacher: Teacher, action: str) -> Enrolment:
     if not class_visible_to_teacher(klass, teacher):
         raise Denied("该班级不面向您所在的辖区")
     if klass.state != TrainingClass.State.OPEN:
@@ -317,7 +330,7 @@ def enrol(actor: Actor, class_id: int, teacher: Teacher) -> Enrolment:
         enrolment = existing
     else:
         enrolment = Enrolment.objects.create(klass=klass, teacher=teacher, state=state)
-    audit.log(actor.user, "class_enrol", enrolment, after={"class": klass.pk, "teacher": teacher.teacher_no,
+    audit.log(actor.user, action, enrolment, after={"class": klass.pk, "teacher": teacher.teacher_no,
                                                            "state": state}, ip=actor.ip,
               org_path=teacher.school.path)
     return enrolment
