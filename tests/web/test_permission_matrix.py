@@ -257,29 +257,29 @@ def test_ivan_does_not_see_alices_other_records_on_her_page(world: World) -> Non
 # 302 on /training/ for teachers: it sends them to /training/mine/.
 TRAINING_USERS = [*USERS, "nick", "eric", "sue", "irene", "tina", "toby", "wendy", "sid"]
 TRAINING_PAGES = """
-user    home mine p:P  c:K  s:S  p:R  a:P  a:K  a:S  a:R
-alice   302  200  404  404  404  404  404  404  404  404
-anna    302  200  404  404  404  404  404  404  404  404
-ella    302  200  404  404  404  404  404  404  404  404
-will    302  200  404  404  404  404  404  404  404  404
-bob     200  404  404  404  404  404  404  404  404  404
-pat     200  404  404  404  404  404  404  404  404  404
-bert    200  404  404  404  404  404  404  404  404  404
-wes     200  404  404  404  404  404  404  404  404  404
-carol   200  404  404  404  404  404  404  404  404  404
-cody    200  404  404  404  404  404  404  404  404  404
-dora    200  404  200  200  404  200  200  200  200  200
-ivan    200  404  404  404  404  404  404  404  404  404
-audrey  404  404  404  404  404  404  404  404  404  404
-sam     404  404  404  404  404  404  404  404  404  404
-nick    200  404  200  200  404  200  200  200  200  200
-eric    200  404  200  200  404  200  200  200  200  200
-sue     200  404  404  404  404  200  404  404  404  200
-irene   200  404  200  200  200  404  200  200  200  404
-tina    302  200  200  200  404  200  200  200  200  200
-toby    302  200  200  200  404  404  200  200  200  404
-wendy   302  200  404  404  404  404  404  404  404  404
-sid     200  404  404  404  404  404  404  404  404  404
+user    home mine p:P  c:K  s:S  p:R  a:P  a:K  a:S  a:R  rep
+alice   302  200  404  404  404  404  404  404  404  404  404
+anna    302  200  404  404  404  404  404  404  404  404  404
+ella    302  200  404  404  404  404  404  404  404  404  404
+will    302  200  404  404  404  404  404  404  404  404  404
+bob     200  404  404  404  404  404  404  404  404  404  404
+pat     200  404  404  404  404  404  404  404  404  404  404
+bert    200  404  404  404  404  404  404  404  404  404  404
+wes     200  404  404  404  404  404  404  404  404  404  404
+carol   200  404  404  404  404  404  404  404  404  404  200
+cody    200  404  404  404  404  404  404  404  404  404  200
+dora    200  404  200  200  404  200  200  200  200  200  200
+ivan    200  404  404  404  404  404  404  404  404  404  404
+audrey  404  404  404  404  404  404  404  404  404  404  404
+sam     404  404  404  404  404  404  404  404  404  404  404
+nick    200  404  200  200  404  200  200  200  200  200  200
+eric    200  404  200  200  404  200  200  200  200  200  404
+sue     200  404  404  404  404  200  404  404  404  200  404
+irene   200  404  200  200  200  404  200  200  200  404  404
+tina    302  200  200  200  404  200  200  200  200  200  404
+toby    302  200  200  200  404  404  200  200  200  404  404
+wendy   302  200  404  404  404  404  404  404  404  404  404
+sid     200  404  404  404  404  404  404  404  404  404  200
 """
 # POST actions: decide on P (already approved: 409 for its deciders), close K
 # (tina has no result yet: 400 for the class teacher), accept R (验收, with a reason).
@@ -342,7 +342,7 @@ def training_objects(world: World) -> tuple[Any, dict[str, str]]:
             "c:K": f"/training/classes/{klass.pk}/", "s:S": f"/training/sessions/{session.pk}/",
             "p:R": f"/training/projects/{r.pk}/", "a:P": f"/api/training/projects/{project.pk}/",
             "a:K": f"/api/training/classes/{klass.pk}/", "a:S": f"/api/training/sessions/{session.pk}/",
-            "a:R": f"/api/research/{r.pk}/",
+            "a:R": f"/api/research/{r.pk}/", "rep": f"/training/report/{project.year}/",
             "decide": f"/api/training/projects/{project.pk}/decide/", "close": f"/api/training/classes/{klass.pk}/close/",
             "accept": f"/api/research/{r.pk}/accept/"}
     return tw, urls

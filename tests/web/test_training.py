@@ -242,3 +242,33 @@ def test_research_failed_withholds_with_the_reason(tw: TrainingWorld) -> None:
     client.force_login(tw.users["tina"])
     page = client.get("/training/mine/").content.decode()
     assert "研修记录不完整，组织不力" in page
+
+
+def test_survey_and_project_report(tw: TrainingWorld) -> None:
+    klass = tw.running_class(("tina", "tom"))
+    session = tw.session(klass, hours="6")
+    training.sign_in(tw.actor("tina"), training.signin_token(session), tw.teachers["tina"])
+    ids = {e.teacher.name: e.pk for e in klass.enrolments.select_related("teacher")}
+    with pytest.raises(ServiceError, match="1–5"):
+        training.submit_survey(tw.actor("tina"), ids["tina"], {"内容实用": "6"}, "")
+    with pytest.raises(Denied):
+        training.submit_survey(tw.actor("tom"), ids["tina"], dict.fromkeys(training.SURVEY_ITEMS, "5"), "")
+    training.submit_survey(tw.actor("tina"), ids["tina"], dict.fromkeys(training.SURVEY_ITEMS, "5"), "很实用")
+    training.submit_survey(tw.actor("tom"), ids["tom"], dict.fromkeys(training.SURVEY_ITEMS, "4"), "")
+    with pytest.raises(Conflict):
+        training.submit_survey(tw.actor("tom"), ids["tom"], dict.fromkeys(training.SURVEY_ITEMS, "4"), "")
+    training.enter_results(tw.actor("irene"), klass.pk, {ids["tina"]: "合格", ids["tom"]: "不合格"})
+    training.close_class(tw.actor("irene"), klass.pk)
+    report = training.project_report(klass.course.project)
+    assert report["participants"] == 2 and report["results"] == {"优秀": 0, "合格": 1, "不合格": 1}
+    assert report["attendance"] == Decimal("50.0")  # one of two signed in to the one session
+    assert report["credits"] == Decimal(24)  # tina's 24; tom's 不合格 record earns nothing (赤峰 第十九条)
+    assert report["averages"]["总体满意"] == Decimal("4.50") and report["comments"] == ["很实用"]
+    client = Client()
+    client.force_login(tw.users["nick"])
+    page = client.get(f"/training/report/{klass.course.project.year}/").content.decode()
+    assert klass.course.project.title in page and "4.50" in page
+    api = client.get(f"/api/training/projects/{klass.course.project.pk}/report/").json()
+    assert api["credits"] == "24" and api["attendance"] == "50"
+    client.force_login(tw.users["tina"])
+    assert client.get(f"/api/training/projects/{klass.course.project.pk}/report/").status_code == 403

@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.api.serializers import ExactDecimalField
 from xuefen.web.api.views import ERRORS, Conflict, Refused, client_ip
@@ -198,6 +199,16 @@ class AcceptIn(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1)
 
 
+class ReportOut(serializers.Serializer):
+    participants = serializers.IntegerField()
+    results = serializers.DictField(child=serializers.IntegerField(), help_text="考核结果 → 人数")
+    attendance = serializers.CharField(allow_null=True, help_text="出勤率（%），精确小数字符串")
+    credits = serializers.CharField(help_text="已登记学分合计，精确小数字符串")
+    records = serializers.IntegerField()
+    surveys = serializers.IntegerField()
+    averages = serializers.DictField(child=serializers.CharField(), help_text="问卷评分项 → 均分（1–5）")
+
+
 class SignInOut(serializers.Serializer):
     session = serializers.IntegerField()
     teacher = serializers.IntegerField()
@@ -279,6 +290,21 @@ class ProjectViewSet(_Projects):
     """朝阳 附件4: 申报 → 论证 → 立项."""
 
     kind = ProjectKind.TRAINING
+
+    @extend_schema(summary="项目实施与评估（朝阳 附件4 第十七、十八条；申报单位、评审专家、继教办）",
+                   responses={200: ReportOut, 403: ERRORS[403], 404: ERRORS[404]})
+    @action(detail=True, methods=["get"])
+    def report(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        user = request.user
+        if not (perm.can_decide(user, project) or perm.can_manage_project(user, project)
+                or perm.can_score(user, project)):
+            raise exceptions.PermissionDenied("无权查看项目评估")
+        r = training.project_report(project)
+        return Response({"participants": r["participants"], "results": r["results"],
+                         "attendance": None if r["attendance"] is None else fmt(r["attendance"]),
+                         "credits": fmt(r["credits"]), "records": r["records"], "surveys": r["surveys"],
+                         "averages": {k: fmt(v) for k, v in r["averages"].items()}})
 
     @extend_schema(summary="添加课程（立项后，申报单位）", request=CourseIn, responses={201: CourseSerializer, **ERRORS})
     @action(detail=True, methods=["post"])

@@ -677,3 +677,44 @@ def what_to_take(teacher: Teacher, limit: int = 10) -> list[dict[str, Any]]:
                     "closes_text": fmt(closes), "covers": covered, "full": enrolled >= klass.capacity})
     out.sort(key=lambda x: (-x["closes"], -len(x["covers"]), x["class"].pk))
     return out[:limit]
+
+
+# ------------------------------------------------------------------ evaluation (评估) and the 年度报告
+
+
+def project_report(project: TrainingProject) -> dict[str, Any]:
+    """One project's figures for the district (朝阳 附件4 第十七、十八条):
+    participants, results, attendance, the credits recorded, and the
+    participants' survey — read from what the services stored."""
+    from django.db.models import Count, Sum
+
+    enrolments = Enrolment.objects.filter(klass__course__project=project, state=Enrolment.State.ENROLLED)
+    results = dict(enrolments.exclude(result="").values_list("result").annotate(n=Count("id")).order_by())
+    hours_due = ZERO
+    hours_attended = ZERO
+    for klass in TrainingClass.objects.filter(course__project=project).prefetch_related("sessions"):
+        sessions = {s.pk: s.hours for s in klass.sessions.all()}
+        members = klass.enrolments.filter(state=Enrolment.State.ENROLLED).count()
+        hours_due += sum(sessions.values(), ZERO) * members
+        attended = Attendance.objects.filter(session__klass=klass,
+                                             teacher__enrolments__klass=klass,
+                                             teacher__enrolments__state=Enrolment.State.ENROLLED)
+        hours_attended += sum((sessions[s] for s in attended.values_list("session_id", flat=True)), ZERO)
+    credits = Record.objects.filter(pk__in=enrolments.exclude(record=None).values("record_id")) \
+        .exclude(status=Status.REVOKED).aggregate(total=Sum("credits"))["total"] or ZERO
+    surveys = list(ClassSurvey.objects.filter(enrolment__klass__course__project=project))
+    averages = {item: (sum((Decimal(s.ratings.get(item, 0)) for s in surveys), ZERO) / len(surveys))
+                .quantize(Decimal("0.01")) for item in SURVEY_ITEMS} if surveys else {}
+    return {
+        "project": project, "participants": enrolments.count(),
+        "results": {r: results.get(r, 0) for r in RESULTS},
+        "attendance": (hours_attended * 100 / hours_due).quantize(Decimal("0.1")) if hours_due else None,
+        "credits": credits, "records": enrolments.exclude(record=None).count(),
+        "surveys": len(surveys), "averages": averages,
+        "comments": [s.comment for s in surveys if s.comment][:20],
+    }
+
+
+def annual_report(projects: Iterable[TrainingProject]) -> list[dict[str, Any]]:
+    """The 年度报告 (朝阳 附件4 第十九条): every project of the year in scope."""
+    return [project_report(p) for p in projects]

@@ -89,6 +89,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "is_school": p.org is not None and p.org.kind in ("school", "zone"),
         "to_score": [x for x in projects if x.state == ProjectState.SUBMITTED and perm.can_score(request.user, x)],
         "to_decide": [x for x in projects if x.state == ProjectState.REVIEWED and perm.can_decide(request.user, x)],
+        "can_report": p.role in perm.DECIDING_ROLES, "year": timezone.localdate().year,
     })
 
 
@@ -135,6 +136,8 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_manage": project.state == ProjectState.APPROVED and perm.can_manage_project(user, project),
         "is_research": project.kind == ProjectKind.RESEARCH,
     }
+    if perm.can_decide(user, project) or perm.can_manage_project(user, project) or perm.can_score(user, project):
+        context["report"] = training.project_report(project)
     if project.kind == ProjectKind.RESEARCH:
         context.update(research.summary(project))
         context["school_teachers"] = list(Teacher.objects.filter(school__path__startswith=project.applicant.path)) \
@@ -202,6 +205,20 @@ def research_accept(request: HttpRequest, pk: int) -> HttpResponse:
     _run(request, lambda: research.accept(_actor(request), project.pk, passed, request.POST.get("reason", "")),
          _("验收通过，成员学分已登记") if passed else _("验收未通过，已告知成员"))
     return redirect("training-project", pk=project.pk)
+
+
+@login_required
+def annual_report(request: HttpRequest, year: int) -> HttpResponse:
+    """年度报告 (朝阳 附件4 第十九条): the projects of a year the office oversees."""
+    p = perm.profile(request.user)
+    if p is None or p.role not in perm.DECIDING_ROLES:
+        raise Http404
+    projects = TrainingProject.objects.for_user(request.user).filter(year=year).distinct() \
+        .select_related("applicant").order_by("kind", "pk")
+    return render(request, "xuefen/training_report.html", {
+        "year": year, "rows": training.annual_report(projects), "survey_items": training.SURVEY_ITEMS,
+        "results": training.RESULTS,
+    })
 
 
 # ------------------------------------------------------------------ classes

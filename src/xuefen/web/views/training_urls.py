@@ -6,6 +6,7 @@ urlpatterns = [
     path("training/", training.home, name="training-home"),
     path("training/apply/", training.apply, name="training-apply"),
     path("training/mine/", training.mine, name="training-mine"),
+    path("training/report/<int:year>/", training.annual_report, name="training-report"),
     path("training/projects/<int:pk>/", training.project_detail, name="training-project"),
     path("training/projects/<int:pk>/score/", training.project_score, name="training-project-score"),
     path("training/projects/<int:pk>/decide/", training.project_decide, name="training-project-decide"),
