@@ -136,6 +136,13 @@ def test_project_to_credits(tw: TrainingWorld, sessions: Any) -> None:
     page.wait_for_load_state()
     assert page.locator("#signed-in").count() == 1
     tina.shot("t6-signed-in-phone")
+    # her evaluation of the class (朝阳 附件4 第十七条)
+    page = tina.goto(f"/training/classes/{klass.pk}/")
+    for i, rating in enumerate(("5", "4", "5", "5")):
+        page.select_option(f"select[name=rating-{i}]", rating)
+    page.fill("#survey textarea[name=comment]", "课例很实用")
+    page.click("#survey button[type=submit]")
+    assert "感谢您的评估" in ok(page)
     assert Attendance.objects.filter(teacher=tw.teachers["tina"], via=Attendance.Via.QR).count() == 1
 
     page = irene.goto(f"/training/classes/{klass.pk}/")
@@ -165,6 +172,14 @@ def test_project_to_credits(tw: TrainingWorld, sessions: Any) -> None:
     assert "培训项目" in item.inner_text() and "24" in item.locator(".credits").inner_text()
     assert page.locator("#cycle-total").inner_text() == "24"
     tina.shot("t9-credits-on-her-page")
+    page = nick.goto(f"/training/report/{project.year}/")
+    row = page.locator("#report tr", has_text=TITLE)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[-4:] == ["5.00", "4.00", "5.00", "5.00"]  # tina's survey, the only one
+    # 已立项, 4 participants, 优秀 1 / 合格 3 / 不合格 0, 25% attendance (tina alone signed in to the one
+    # session), 96 credits (4 × 24: 赤峰 第十条 集中 区县级 1 学分/学时; no absence gate in 赤峰), 1 survey
+    assert cells[:8] == ["已立项", "4", "1", "3", "0", "25.0%", "96", "1"]
+    nick.shot("t10-annual-report")
 
 
 def _research_ready(tw: TrainingWorld, title: str) -> TrainingProject:

@@ -272,3 +272,29 @@ def test_survey_and_project_report(tw: TrainingWorld) -> None:
     assert api["credits"] == "24" and api["attendance"] == "50"
     client.force_login(tw.users["tina"])
     assert client.get(f"/api/training/projects/{klass.course.project.pk}/report/").status_code == 403
+
+
+def test_withdraw_promotes_the_first_on_the_waiting_list(tw: TrainingWorld) -> None:
+    project = tw.approved_project()
+    course = training.add_course(tw.actor("irene"), project.pk, {"title": "课", "hours": "24"})
+    klass = training.open_class(tw.actor("irene"), course.pk, "小班", 1)
+    tina = training.enrol(tw.actor("tina"), klass.pk, tw.teachers["tina"])
+    tom = training.enrol(tw.actor("tom"), klass.pk, tw.teachers["tom"])
+    tara = training.enrol(tw.actor("tara"), klass.pk, tw.teachers["tara"])
+    assert (tom.state, tara.state) == (Enrolment.State.WAITING, Enrolment.State.WAITING)
+    with pytest.raises(Denied):
+        training.withdraw(tw.actor("tom"), tina.pk)
+    training.withdraw(tw.actor("tina"), tina.pk)
+    states = dict(Enrolment.objects.filter(klass=klass).values_list("teacher__name", "state"))
+    assert states == {"tina": "withdrawn", "tom": "enrolled", "tara": "waiting"}
+    assert tw.users["tom"].notifications.filter(message__contains="候补转为正式学员").exists()
+    with pytest.raises(Conflict):
+        training.withdraw(tw.actor("tina"), tina.pk)
+
+
+def test_research_projects_take_no_courses_and_close_only_by_acceptance(tw: TrainingWorld) -> None:
+    p, klass = _research(tw)
+    with pytest.raises(ServiceError, match="不设课程"):
+        training.add_course(tw.actor("sue"), p.pk, {"title": "x", "hours": "1"})
+    with pytest.raises(ServiceError, match="验收"):
+        training.close_class(tw.actor("sue"), klass.pk)

@@ -393,6 +393,18 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         enrolment = call(lambda: training.enrol(_actor(request), klass.pk, teacher))
         return Response(EnrolmentSerializer(enrolment).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(summary="教师本人退出（候补第一位转为正式学员）", request=None,
+                   responses={200: EnrolmentSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        klass = self.get_object()
+        teacher = _teacher(request)
+        mine = Enrolment.objects.filter(klass=klass, teacher=teacher).first()
+        if mine is None:
+            raise exceptions.NotFound("您没有报名该班级")
+        enrolment = call(lambda: training.withdraw(_actor(request), mine.pk))
+        return Response(EnrolmentSerializer(enrolment).data)
+
     @extend_schema(summary="添加课次（班主任）", request=SessionIn, responses={201: SessionSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def sessions(self, request: Request, pk: str | None = None) -> Response:

@@ -245,6 +245,8 @@ def add_course(actor: Actor, project_id: int, data: dict[str, Any]) -> Course:
     project = _locked_project(project_id)
     if not perm.can_manage_project(actor.user, project):
         raise Denied("只有申报单位可以设置课程")
+    if project.kind == ProjectKind.RESEARCH:
+        raise ServiceError("校本研修项目不设课程：请设置研修成员并记录研修活动")
     if project.state != ProjectState.APPROVED:
         raise Conflict("项目立项后才能设置课程和开班")
     hours = _decimal(data.get("hours") or "0", "学时")
@@ -268,6 +270,8 @@ def open_class(actor: Actor, course_id: int, name: str, capacity: Any) -> Traini
     _locked_project(course.project_id)
     if not perm.can_manage_project(actor.user, course.project):
         raise Denied("只有申报单位可以开班")
+    if course.project.kind == ProjectKind.RESEARCH:
+        raise ServiceError("校本研修项目不另行开班")
     if course.project.state != ProjectState.APPROVED:
         raise Conflict("项目立项后才能开班")
     text = str(capacity or "").strip()
@@ -333,6 +337,44 @@ def _enrol(actor: Actor, klass: TrainingClass, teacher: Teacher, action: str) ->
     audit.log(actor.user, action, enrolment, after={"class": klass.pk, "teacher": teacher.teacher_no,
                                                            "state": state}, ip=actor.ip,
               org_path=teacher.school.path)
+    return enrolment
+
+
+@transaction.atomic
+def withdraw(actor: Actor, enrolment_id: int) -> Enrolment:
+    """The teacher leaves a class before it closes; the first on the waiting
+    list takes her place."""
+    try:
+        enrolment = Enrolment.objects.select_related("teacher__school").get(pk=enrolment_id)
+    except Enrolment.DoesNotExist:
+        raise ServiceError("报名不存在") from None
+    if not perm.can_enrol(actor.user, enrolment.teacher):
+        raise Denied("只能退出本人的报名")
+    klass = _locked_class(enrolment.klass_id)
+    enrolment = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
+    if klass.state != TrainingClass.State.OPEN or klass.course.project.kind != ProjectKind.TRAINING:
+        raise Conflict("该班级已结班，不能退出")
+    if enrolment.state == Enrolment.State.WITHDRAWN:
+        raise Conflict("您已退出该班级")
+    was = enrolment.state
+    enrolment.state = Enrolment.State.WITHDRAWN
+    enrolment.result = ""
+    enrolment.save(update_fields=["state", "result"])
+    promoted = None
+    if was == Enrolment.State.ENROLLED:
+        promoted = klass.enrolments.filter(state=Enrolment.State.WAITING).order_by("created_at", "pk").first()
+        if promoted is not None:
+            promoted.state = Enrolment.State.ENROLLED
+            promoted.save(update_fields=["state"])
+            if promoted.teacher.user_id:
+                from xuefen.web.models import Notification
+
+                Notification.objects.create(user_id=promoted.teacher.user_id,
+                                            message=f"您已从候补转为正式学员：{klass.course.project.title}（{klass.name}）"[:300])
+    audit.log(actor.user, "class_withdraw", enrolment,
+              after={"class": klass.pk, "teacher": enrolment.teacher.teacher_no,
+                     "promoted": promoted.teacher.teacher_no if promoted else None},
+              ip=actor.ip, org_path=enrolment.teacher.school.path)
     return enrolment
 
 
@@ -562,6 +604,8 @@ def close_class(actor: Actor, class_id: int, expected_version: int | None = None
     klass = _locked_class(class_id)
     if not perm.can_manage_class(actor.user, klass):
         raise Denied("只有班主任可以结班")
+    if klass.course.project.kind == ProjectKind.RESEARCH:
+        raise ServiceError("校本研修项目由区县继教办验收后登记学分，不能直接结班")
     if expected_version is not None and klass.version != expected_version:
         raise Conflict("该班级已被他人修改，请刷新后再试")
     if klass.state != TrainingClass.State.OPEN:

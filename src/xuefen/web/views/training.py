@@ -247,7 +247,8 @@ def class_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "results": training.RESULTS,
         "excellent_limit": f"{fmt(limits.excellent[0] * 100)}%（{limits.excellent[1]}）"
         if limits and limits.excellent else "",
-        "can_enrol": teacher is not None and mine is None and klass.state == TrainingClass.State.OPEN
+        "can_enrol": teacher is not None and (mine is None or mine.state == Enrolment.State.WITHDRAWN)
+        and klass.state == TrainingClass.State.OPEN
         and training.class_visible_to_teacher(klass, teacher),
         "survey_items": training.SURVEY_ITEMS,
         "can_survey": mine is not None and mine.state == Enrolment.State.ENROLLED and not hasattr(mine, "survey"),
@@ -262,6 +263,18 @@ def class_enrol(request: HttpRequest, pk: int) -> HttpResponse:
     if teacher is None:
         raise Http404
     _run(request, lambda: training.enrol(_actor(request), klass.pk, teacher), _("已报名"))
+    return redirect("training-class", pk=klass.pk)
+
+
+@login_required
+@require_POST
+def class_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    klass = _class(request, pk)
+    teacher = _own_teacher(request)
+    mine = klass.enrolments.filter(teacher=teacher).first() if teacher else None
+    if mine is None:
+        raise Http404
+    _run(request, lambda: training.withdraw(_actor(request), mine.pk), _("已退出该班级"))
     return redirect("training-class", pk=klass.pk)
 
 

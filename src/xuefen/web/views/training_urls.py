@@ -16,6 +16,7 @@ urlpatterns = [
     path("training/projects/<int:pk>/accept/", training.research_accept, name="training-research-accept"),
     path("training/classes/<int:pk>/", training.class_detail, name="training-class"),
     path("training/classes/<int:pk>/enrol/", training.class_enrol, name="training-class-enrol"),
+    path("training/classes/<int:pk>/withdraw/", training.class_withdraw, name="training-class-withdraw"),
     path("training/classes/<int:pk>/sessions/", training.session_add, name="training-session-add"),
     path("training/classes/<int:pk>/results/", training.class_results, name="training-class-results"),
     path("training/classes/<int:pk>/close/", training.class_close, name="training-class-close"),
