@@ -188,6 +188,11 @@ def test_no_double_counting_with_an_imported_roster(tw: TrainingWorld) -> None:
              f"N0002,tom,TC{klass.pk},2026,{project.title},集中,区县级,24,合格\n")
     later = imports.validate_roster(Actor(tw.users["irene"]), tw.orgs["north-inst"], "名单2.csv", again.encode())
     assert later.state == "invalid" and "同一记录不能重复导入" in str(later.errors)
+    # the same training under another 记录编号 is refused too
+    other = ("教师编号,姓名,记录编号,登记年度,培训项目名称,形式,级别,学时,考核结果\n"
+             f"N0002,tom,R9,2026,{project.title},集中,区县级,24,合格\n")
+    third = imports.validate_roster(Actor(tw.users["irene"]), tw.orgs["north-inst"], "名单3.csv", other.encode())
+    assert third.state == "invalid" and "已由平台结班登记（记录编号 TC" in str(third.errors)
 
 
 def test_what_to_take_orders_by_the_gap_closed(tw: TrainingWorld) -> None:
