@@ -303,3 +303,15 @@ def test_research_projects_take_no_courses_and_close_only_by_acceptance(tw: Trai
         training.add_course(tw.actor("sue"), p.pk, {"title": "x", "hours": "1"})
     with pytest.raises(ServiceError, match="验收"):
         training.close_class(tw.actor("sue"), klass.pk)
+
+
+def test_chaoyang_elective_courses_are_built_of_four_hour_units(tw: TrainingWorld) -> None:
+    """朝阳 附件5 第十五条: 选修课程以 4 学时为基本单元."""
+    tw.orgs["north"].policy = "chaoyang-2016"
+    tw.orgs["north"].save()
+    project = tw.approved_project(category="选修", hours="20")
+    with pytest.raises(ServiceError, match=r"4 学时为基本单元，课程学时 6 不是 4 的整数倍（朝阳 附件5 第十五条）"):
+        training.add_course(tw.actor("irene"), project.pk, {"title": "讲座", "hours": "6"})
+    assert training.add_course(tw.actor("irene"), project.pk, {"title": "讲座", "hours": "8"}).hours == 8
+    other = tw.approved_project(category="专业必修", hours="6")
+    assert training.add_course(tw.actor("irene"), other.pk, {"title": "讲座", "hours": "6"}).hours == 6

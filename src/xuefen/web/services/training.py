@@ -92,6 +92,34 @@ SIGNIN_SALT = "xuefen.training.signin"
 DEFAULT_CRITERIA: dict[str, int] = {"需求与目标": 30, "内容与课程": 30, "师资": 20, "管理与考核": 20}
 
 
+# 朝阳 附件5 第十五条: 选修课程“以 4 学时为基本单元”.  jurisdiction code ->
+# (unit hours, the credit category it applies to, citation); the setting
+# XUEFEN_COURSE_UNIT_HOURS replaces the table ({code: [hours, category]}).
+COURSE_UNITS: dict[str, tuple[Decimal, str, str]] = {
+    "beijing-chaoyang": (Decimal(4), "选修", "朝阳 附件5 第十五条"),
+}
+
+
+def course_unit(project: TrainingProject) -> tuple[Decimal, str] | None:
+    """The unit a course of this project must be built of, if its policy has one."""
+    override = getattr(settings, "XUEFEN_COURSE_UNIT_HOURS", None)
+    units = COURSE_UNITS if override is None else {
+        code: (Decimal(str(v[0])), str(v[1]), "XUEFEN_COURSE_UNIT_HOURS") for code, v in dict(override).items()}
+    binding = project.applicant.binding()
+    if binding is None:
+        return None
+    from xuefen.policy.loader import default_registry
+
+    try:
+        policy = default_registry().resolve(binding.policy, timezone.localdate())
+    except Exception:  # an unknown binding is the evaluation's problem, not the course's
+        return None
+    found = units.get(policy.jurisdiction.code)
+    if found is None or project.category != found[1]:
+        return None
+    return found[0], found[2]
+
+
 def criteria() -> dict[str, int]:
     return dict(getattr(settings, "XUEFEN_TRAINING_CRITERIA", DEFAULT_CRITERIA))
 
@@ -252,6 +280,9 @@ def add_course(actor: Actor, project_id: int, data: dict[str, Any]) -> Course:
     hours = _decimal(data.get("hours") or "0", "学时")
     if hours <= 0:
         raise ServiceError("课程学时须大于 0")
+    unit = course_unit(project)
+    if unit is not None and hours % unit[0] != 0:
+        raise ServiceError(f"选修课程以 {fmt(unit[0])} 学时为基本单元，课程学时 {fmt(hours)} 不是 {fmt(unit[0])} 的整数倍（{unit[1]}）")
     url = _text(data, "resource_url", "课程资源链接")
     if url and not url.startswith(("https://", "http://")):
         raise ServiceError("课程资源链接须以 http:// 或 https:// 开头")
