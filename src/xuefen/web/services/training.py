@@ -282,7 +282,8 @@ def add_course(actor: Actor, project_id: int, data: dict[str, Any]) -> Course:
         raise ServiceError("课程学时须大于 0")
     unit = course_unit(project)
     if unit is not None and hours % unit[0] != 0:
-        raise ServiceError(f"选修课程以 {fmt(unit[0])} 学时为基本单元，课程学时 {fmt(hours)} 不是 {fmt(unit[0])} 的整数倍（{unit[1]}）")
+        raise ServiceError(f"选修课程以 {fmt(unit[0])} 学时为基本单元，课程学时 {fmt(hours)} 不是 {fmt(unit[0])} "
+                           f"的整数倍（{unit[1]}）")
     url = _text(data, "resource_url", "课程资源链接")
     if url and not url.startswith(("https://", "http://")):
         raise ServiceError("课程资源链接须以 http:// 或 https:// 开头")
