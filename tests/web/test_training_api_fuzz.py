@@ -8,12 +8,15 @@ so some generated ids hit real projects, classes and sessions)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
@@ -27,6 +30,18 @@ schema = schemathesis.openapi.from_path(str(ROOT / "docs" / "api" / "openapi.yam
 schema.app = get_wsgi_application()
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection() -> Iterator[None]:
+    """What Django's test client does around each request: the app must not
+    close the connection that holds the test's transaction (on PostgreSQL,
+    ``close_old_connections`` would, at the end of every request)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

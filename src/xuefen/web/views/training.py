@@ -116,9 +116,23 @@ def apply(request: HttpRequest) -> HttpResponse:
     if not values["year"]:
         values["year"] = str(timezone.localdate().year)
     return render(request, "xuefen/training_apply.html", {
-        "values": values, "error": error, "kind": kind, "org": p.org,
+        "values": values, "error": error, "kind": kind, "org": p.org, "categories": _categories(p.org),
         "choices": {f: vocab.allowed(f) for f in ("form", "level", "location")},
     }, status=400 if error else 200)
+
+
+def _categories(org: Any) -> list[str]:
+    """The credit categories of the policy the applicant is bound to, for the form."""
+    binding = org.binding()
+    if binding is None:
+        return []
+    from xuefen.policy.loader import default_registry
+
+    try:
+        policy = default_registry().resolve(binding.policy, timezone.localdate())
+    except Exception:  # an unknown binding: the form falls back to free text
+        return []
+    return [c.id for c in policy.categories]
 
 
 @login_required
