@@ -171,6 +171,9 @@ def test_project_to_credits(tw: TrainingWorld, sessions: Any) -> None:
     item = page.locator("li.record", has_text=TITLE)
     assert "培训项目" in item.inner_text() and "24" in item.locator(".credits").inner_text()
     assert page.locator("#cycle-total").inner_text() == "24"
+    item.locator("a.title").click()
+    page.wait_for_load_state()
+    assert page.locator("#source-project").inner_text() == TITLE  # the project is the record's source
     tina.shot("t9-credits-on-her-page")
     page = nick.goto(f"/training/report/{project.year}/")
     row = page.locator("#report tr", has_text=TITLE)

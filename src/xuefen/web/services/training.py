@@ -67,6 +67,7 @@ from xuefen.web.models import (
     ProjectScore,
     ProjectState,
     Record,
+    Source,
     Status,
     Teacher,
     TrainingClass,
@@ -794,3 +795,14 @@ def project_report(project: TrainingProject) -> dict[str, Any]:
 def annual_report(projects: Iterable[TrainingProject]) -> list[dict[str, Any]]:
     """The 年度报告 (朝阳 附件4 第十九条): every project of the year in scope."""
     return [project_report(p) for p in projects]
+
+
+def source_project(record: Record, user: Any) -> TrainingProject | None:
+    """The project a record came from (its class's), when the user may see it."""
+    if record.source != Source.TRAINING:
+        return None
+    enrolment = Enrolment.objects.filter(record=record).select_related("klass__course__project").first()
+    if enrolment is None:
+        return None
+    project = enrolment.klass.course.project
+    return project if TrainingProject.objects.for_user(user).filter(pk=project.pk).exists() else None

@@ -228,6 +228,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "show_full_id": perm.sees_full_id_number(request.user),
         "can_resubmit": is_owner and record.status == Status.RETURNED,
         "is_owner": is_owner,
+        "training_project": training.source_project(record, request.user),
     })
 
 
