@@ -412,7 +412,10 @@ def test_office_api(world: World, who: str) -> None:
     got = client.get(f"/api/review-jobs/{job.pk}/").status_code
     assert (str(response.status_code), str(got), changed) == (want["bulk"], want["job"], want["bulk"] == "200"), \
         response.content[:200]
-# =====================================================================# Annual close, certificates, verification (issue 14)
+
+
+# ============================================================================
+# Annual close, certificates, verification (issue 14)
 # ============================================================================
 # ann    /annual/ (a teacher, officer, principal of a school is sent to her school's year: 302)
 # as:e1  /annual/school/<东区实验小学>/2025/        set:east /annual/district/<东区>/settings/
@@ -590,3 +593,118 @@ def test_office_api_writes(world: World, who: str) -> None:
     assert {k: str(v) for k, v in got.items()} == want
     changed = Record.objects.get(pk=record.pk).hours == 20
     assert changed == (want["corr"] == "200")
+
+# --- training (issue 15) ----------------------------------------------------------
+# The training world (tests/web/training_world.py) beside the named people:
+# P  an approved project of 北区教师培训中心 (irene), its class K (tina enrolled)
+#    and session S;  R  an approved 校本研修 project of 北区第一小学 (sue), tina a member.
+# nick: 北区 district office; eric: 北区 expert; sid: 南区 district office;
+# toby: a 北区 teacher who is not in R; wendy: a 南区 teacher.
+# 302 on /training/ for teachers: it sends them to /training/mine/.
+TRAINING_USERS = [*USERS, "nick", "eric", "sue", "irene", "tina", "toby", "wendy", "sid"]
+TRAINING_PAGES = """
+user    home mine p:P  c:K  s:S  p:R  a:P  a:K  a:S  a:R  rep
+alice   302  200  404  404  404  404  404  404  404  404  404
+anna    302  200  404  404  404  404  404  404  404  404  404
+ella    302  200  404  404  404  404  404  404  404  404  404
+will    302  200  404  404  404  404  404  404  404  404  404
+bob     200  404  404  404  404  404  404  404  404  404  404
+pat     200  404  404  404  404  404  404  404  404  404  404
+bert    200  404  404  404  404  404  404  404  404  404  404
+wes     200  404  404  404  404  404  404  404  404  404  404
+carol   200  404  404  404  404  404  404  404  404  404  200
+cody    200  404  404  404  404  404  404  404  404  404  200
+dora    200  404  200  200  404  200  200  200  200  200  200
+ivan    200  404  404  404  404  404  404  404  404  404  404
+audrey  404  404  404  404  404  404  404  404  404  404  404
+sam     404  404  404  404  404  404  404  404  404  404  404
+nick    200  404  200  200  404  200  200  200  200  200  200
+eric    200  404  200  200  404  200  200  200  200  200  404
+sue     200  404  404  404  404  200  404  404  404  200  404
+irene   200  404  200  200  200  404  200  200  200  404  404
+tina    302  200  200  200  404  200  200  200  200  200  404
+toby    302  200  200  200  404  404  200  200  200  404  404
+wendy   302  200  404  404  404  404  404  404  404  404  404
+sid     200  404  404  404  404  404  404  404  404  404  200
+"""
+# POST actions: decide on P (already approved: 409 for its deciders), close K
+# (tina has no result yet: 400 for the class teacher), accept R (验收, with a reason).
+TRAINING_ACTIONS = """
+user    decide close accept
+alice   404    404   404
+anna    404    404   404
+ella    404    404   404
+will    404    404   404
+bob     404    404   404
+pat     404    404   404
+bert    404    404   404
+wes     404    404   404
+carol   404    404   404
+cody    404    404   404
+dora    409    403   400
+ivan    404    404   404
+audrey  404    404   404
+sam     404    404   404
+nick    409    403   400
+eric    403    403   403
+sue     404    404   403
+irene   403    400   404
+tina    403    403   403
+toby    403    403   404
+wendy   404    404   404
+sid     404    404   404
+"""
+
+
+def training_table(text: str) -> dict[str, dict[str, str]]:
+    lines = [line.split() for line in text.strip().splitlines()]
+    header = lines[0][1:]
+    out = {row[0]: dict(zip(header, row[1:], strict=True)) for row in lines[1:]}
+    assert sorted(out) == sorted(TRAINING_USERS)
+    return out
+
+
+def training_objects(world: World) -> tuple[Any, dict[str, str]]:
+    import datetime as dt
+
+    from django.utils import timezone
+    from tests.web.training_world import build
+
+    from xuefen.web.models import ProjectKind
+    from xuefen.web.services import research, training
+
+    tw = build(world)
+    klass = tw.running_class(("tina",))
+    session = tw.session(klass)
+    project = klass.course.project
+    r = training.apply_project(tw.actor("sue"), tw.orgs["north-1"], {"title": "课例研究", "hours": "20"},
+                               kind=ProjectKind.RESEARCH)
+    training.score_project(tw.actor("eric"), r.pk, {k: "10" for k in training.criteria()}, "")
+    training.decide_project(tw.actor("nick"), r.pk, True, "")
+    research.set_members(tw.actor("sue"), r.pk, [tw.teachers["tina"].pk])
+    # no activity yet: an accepting office is told it cannot accept (400)
+    assert timezone.now() - session.starts_at < dt.timedelta(hours=1)
+    urls = {"home": "/training/", "mine": "/training/mine/", "p:P": f"/training/projects/{project.pk}/",
+            "c:K": f"/training/classes/{klass.pk}/", "s:S": f"/training/sessions/{session.pk}/",
+            "p:R": f"/training/projects/{r.pk}/", "a:P": f"/api/training/projects/{project.pk}/",
+            "a:K": f"/api/training/classes/{klass.pk}/", "a:S": f"/api/training/sessions/{session.pk}/",
+            "a:R": f"/api/research/{r.pk}/", "rep": f"/training/report/{project.year}/",
+            "decide": f"/api/training/projects/{project.pk}/decide/", "close": f"/api/training/classes/{klass.pk}/close/",
+            "accept": f"/api/research/{r.pk}/accept/"}
+    return tw, urls
+
+
+@pytest.mark.parametrize("who", TRAINING_USERS)
+def test_training_pages_api_and_actions(world: World, who: str) -> None:
+    tw, urls = training_objects(world)
+    user = world.users.get(who) or tw.users[who]
+    client = Client()
+    client.force_login(user)
+    wrong = check(client, who, urls, training_table(TRAINING_PAGES)[who])
+    bodies = {"decide": {"approve": True, "comment": "同意"}, "close": {},
+              "accept": {"passed": False, "reason": "记录不全"}}
+    for action, want in training_table(TRAINING_ACTIONS)[who].items():
+        response = client.post(urls[action], bodies[action], content_type="application/json")
+        if str(response.status_code) != want:
+            wrong.append(f"{who} POST {action}: expected {want}, got {response.status_code} {response.content[:200]!r}")
+    assert not wrong, "\n".join(wrong)

@@ -251,6 +251,8 @@ def _ways(ev: Evaluation, category: str | None, missing: Decimal) -> list[dict[s
             elif c.credits_per_hour is not None:
                 hours = missing / c.credits_per_hour
             elif c.fixed is not None:
+                if c.fixed <= 0:
+                    continue  # a rule that awards nothing is no way to close a gap (潍坊 fixed 0)
                 items = (missing / c.fixed).to_integral_value(rounding=ROUND_CEILING)
                 ways.append({"rule": rule.id, "label": rule.label, "category": out.category,
                              "items": int(items), "cite": cite_text(p, rule.cites)})

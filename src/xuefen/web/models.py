@@ -92,6 +92,7 @@ class Role(models.TextChoices):
     INSTITUTION_STAFF = "institution_staff", _("培训机构")
     SYSADMIN = "sysadmin", _("系统管理员")
     AUDITOR = "auditor", _("审计员")
+    EXPERT = "expert", _("评审专家")
 
 
 class Profile(models.Model):
@@ -196,6 +197,7 @@ class Source(models.TextChoices):
     INSTITUTION = "institution", _("机构导入")
     DECLARATION = "declaration", _("教师申报")
     SCHOOL = "school", _("学校录入")
+    TRAINING = "training", _("培训项目")
 
 
 class Status(models.TextChoices):
@@ -578,6 +580,8 @@ class AuditAnchor(models.Model):
 
     class Meta:
         ordering = ["-seq"]
+
+
 # ============================================================================
 # Annual close (年度登记/年审) and certificates — issue 14
 # ============================================================================
@@ -685,3 +689,186 @@ AnnualCloseState = AnnualClose.State
 ImportBatchState = ImportBatch.State
 CertificateKind = Certificate.Kind
 ImportBatchKinds = ImportBatch._meta.get_field("kind").choices
+
+
+# ---------------------------------------------------------------------------
+# Training: projects, courses, classes, attendance, results, 校本研修 (issue 15)
+#
+# 朝阳 附件4 (training projects: 申报 → 论证 → 立项 → 实施 → 评估), 附件5
+# (courses), 附件6 (校本研修 projects: plan → 论证 → activities with sign-in →
+# 验收), 附件7 (学区 training).  Writes in services/training.py and
+# services/research.py; credits follow through the ledger (services/ledger.py).
+
+
+class ProjectKind(models.TextChoices):
+    TRAINING = "training", _("培训项目")
+    RESEARCH = "research", _("校本研修项目")
+
+
+class ProjectState(models.TextChoices):
+    SUBMITTED = "submitted", _("待论证")
+    REVIEWED = "reviewed", _("已论证")
+    APPROVED = "approved", _("已立项")
+    RETURNED = "returned", _("已退回")
+    PASSED = "passed", _("验收通过")
+    FAILED = "failed", _("验收未通过")
+
+
+class TrainingProjectQuerySet(models.QuerySet["TrainingProject"]):
+    def for_user(self, user: Any) -> TrainingProjectQuerySet:
+        from xuefen.web.permissions import project_scope
+
+        return self.filter(project_scope(user))
+
+
+class TrainingProject(models.Model):
+    """One 申报 (朝阳 附件4 第六条; 附件6 校本研修; 附件7 学区), its 论证 and 立项.
+    Its approval is what the ``approved`` fact of the records it produces means."""
+
+    kind = models.CharField(_("类型"), max_length=16, choices=ProjectKind.choices, default=ProjectKind.TRAINING)
+    applicant = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="training_projects")
+    # The jurisdiction node whose office approves it (the applicant's district).
+    approver_org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="+")
+    applied_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(_("项目名称"), max_length=200)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    category = models.CharField(_("学分类别"), max_length=32, blank=True)
+    theme = models.CharField(_("主题"), max_length=64, blank=True)
+    level = models.CharField(_("级别"), max_length=16, blank=True)
+    form = models.CharField(_("形式"), max_length=16, blank=True)
+    location = models.CharField(_("地点"), max_length=16, blank=True)
+    hours = models.DecimalField(_("学时"), max_digits=9, decimal_places=3)
+    capacity = models.PositiveIntegerField(_("人数"), default=0)
+    target = models.CharField(_("培训对象"), max_length=200, blank=True)
+    budget = models.DecimalField(_("经费预算（元）"), max_digits=12, decimal_places=2, null=True, blank=True)
+    plan = models.TextField(_("实施方案"), blank=True)
+    state = models.CharField(_("状态"), max_length=16, choices=ProjectState.choices, default=ProjectState.SUBMITTED)
+    state_reason = models.TextField(_("说明"), blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = TrainingProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-year", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ProjectScore(models.Model):
+    """One expert's 论证 of a project: a score per criterion and a comment."""
+
+    project = models.ForeignKey(TrainingProject, on_delete=models.CASCADE, related_name="scores")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    scores = models.JSONField(default=dict)
+    total = models.DecimalField(max_digits=6, decimal_places=2)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "expert"], name="one_score_per_expert")]
+
+
+class Course(models.Model):
+    """A course within a project (朝阳 附件5): hours, lecturers, resources."""
+
+    project = models.ForeignKey(TrainingProject, on_delete=models.CASCADE, related_name="courses")
+    title = models.CharField(_("课程名称"), max_length=200)
+    hours = models.DecimalField(_("学时"), max_digits=9, decimal_places=3)
+    lecturers = models.CharField(_("授课教师"), max_length=200, blank=True)
+    resource_url = models.URLField(_("课程资源链接"), blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TrainingClass(models.Model):
+    """A class (组班) of a course, with its 班主任; closing it creates the credits."""
+
+    class State(models.TextChoices):
+        OPEN = "open", _("报名中")
+        CLOSED = "closed", _("已结班")
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(_("班级名称"), max_length=120)
+    head = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                             verbose_name=_("班主任"))
+    capacity = models.PositiveIntegerField(_("人数上限"))
+    state = models.CharField(_("状态"), max_length=8, choices=State.choices, default=State.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def record_uid(self) -> str:
+        """The stable 记录编号 of every participant's record from this class:
+        a roster of the same class imported with it is refused as a duplicate."""
+        return f"TC{self.pk}"
+
+
+class Enrolment(models.Model):
+    class State(models.TextChoices):
+        ENROLLED = "enrolled", _("已报名")
+        WAITING = "waiting", _("候补")
+        WITHDRAWN = "withdrawn", _("已退出")
+
+    klass = models.ForeignKey(TrainingClass, on_delete=models.CASCADE, related_name="enrolments")
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="enrolments")
+    state = models.CharField(_("状态"), max_length=12, choices=State.choices, default=State.ENROLLED)
+    result = models.CharField(_("考核结果"), max_length=8, blank=True)
+    record = models.ForeignKey(Record, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Why no credits (a 校本研修 project failed 验收): shown to the member.
+    withheld_reason = models.TextField(_("未认定原因"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["klass", "teacher"], name="one_enrolment_per_class")]
+
+
+class ClassSession(models.Model):
+    """One session (or 校本研修 activity) with its sign-in window."""
+
+    klass = models.ForeignKey(TrainingClass, on_delete=models.CASCADE, related_name="sessions")
+    title = models.CharField(_("内容"), max_length=200)
+    starts_at = models.DateTimeField(_("开始时间"))
+    ends_at = models.DateTimeField(_("结束时间"))
+    hours = models.DecimalField(_("学时"), max_digits=7, decimal_places=3)
+    materials_url = models.URLField(_("材料链接"), blank=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+
+
+class Attendance(models.Model):
+    class Via(models.TextChoices):
+        QR = "qr", _("扫码签到")
+        LIST = "list", _("班主任勾选")
+
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="attendance")
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="+")
+    via = models.CharField(max_length=8, choices=Via.choices)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "teacher"], name="one_signin_per_session")]
+
+
+class ClassSurvey(models.Model):
+    """A participant's 评估 of her class (朝阳 附件4 第十七条 问卷调查)."""
+
+    enrolment = models.OneToOneField(Enrolment, on_delete=models.CASCADE, related_name="survey")
+    ratings = models.JSONField(default=dict)
+    comment = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)

@@ -416,3 +416,80 @@ def offers_teacher_import(user: Any) -> bool:
     """Whether the import page offers the teacher-file kind (each unit is
     then checked by :func:`can_import_teachers`)."""
     return role(user) in (Role.SCHOOL_OFFICER, Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+# ---------------------------------------------------------------------------
+# Training projects, classes and 校本研修 (issue 15).
+#
+# Applicants (朝阳 附件4 第三条: 培训机构, 学校, 学区): institution staff and
+# school officers, for their own unit.  Experts (评审专家, 附件4 第七条) score
+# the projects of the jurisdiction their profile names.  The office of that
+# jurisdiction (区县继教办, or the city center above it) approves (立项) and
+# accepts 校本研修 (附件6 第二十一条 验收).  Teachers see approved projects of
+# the jurisdictions above their school, and the classes they are in.
+
+APPLICANT_ROLES = (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER)
+DECIDING_ROLES = (Role.DISTRICT_OFFICE, Role.CITY_CENTER)
+
+
+def _ancestor_ids(org: Org) -> list[int]:
+    return [int(x) for x in org.path.strip("/").split("/") if x]
+
+
+def project_scope(user: Any) -> Q:
+    from xuefen.web.models import ProjectKind, ProjectState
+
+    p = profile(user)
+    if p is None:
+        return NOTHING
+    if p.role == Role.TEACHER:
+        teacher = Teacher.objects.filter(user=user).select_related("school").first()
+        if teacher is None:
+            return NOTHING
+        # Training projects open to her jurisdiction; a 校本研修 project only
+        # when she is one of its members.
+        visible = Q(approver_org_id__in=_ancestor_ids(teacher.school), kind=ProjectKind.TRAINING,
+                    state__in=(ProjectState.APPROVED, ProjectState.PASSED, ProjectState.FAILED))
+        return visible | Q(courses__classes__enrolments__teacher=teacher)
+    if p.org is None:
+        return NOTHING
+    if p.role in APPLICANT_ROLES:
+        return Q(applicant=p.org)
+    if p.role in (*DECIDING_ROLES, Role.EXPERT):
+        return Q(approver_org__path__startswith=p.org.path)
+    if p.role == Role.PRINCIPAL:
+        return Q(applicant__path__startswith=p.org.path)
+    return NOTHING
+
+
+def can_apply(user: Any, org: Org) -> bool:
+    p = profile(user)
+    return bool(p and p.role in APPLICANT_ROLES and p.org is not None and p.org.pk == org.pk)
+
+
+def can_score(user: Any, project: Any) -> bool:
+    p = profile(user)
+    return bool(p and p.role == Role.EXPERT and p.org is not None
+                and project.approver_org.path.startswith(p.org.path))
+
+
+def can_decide(user: Any, project: Any) -> bool:
+    """立项 / 退回 / 验收: the office of the project's jurisdiction or above."""
+    p = profile(user)
+    return bool(p and p.role in DECIDING_ROLES and p.org is not None
+                and project.approver_org.path.startswith(p.org.path))
+
+
+def can_manage_project(user: Any, project: Any) -> bool:
+    """Courses, classes and 校本研修 members: the applicant unit's own staff."""
+    p = profile(user)
+    return bool(p and p.role in APPLICANT_ROLES and p.org is not None and p.org.pk == project.applicant_id)
+
+
+def can_manage_class(user: Any, klass: Any) -> bool:
+    """Sessions, ticks, results, closing: the class's 班主任 or the applicant's staff."""
+    if getattr(user, "pk", None) is not None and klass.head_id == user.pk:
+        return True
+    return can_manage_project(user, klass.course.project)
+
+
+def can_enrol(user: Any, teacher: Teacher) -> bool:
+    return role(user) == Role.TEACHER and teacher.user_id == user.pk

@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("xuefen.web.views.office_urls")),
     path("", include("xuefen.web.views.security_urls")),
     path("", include("xuefen.web.views.annual_urls")),
+    path("", include("xuefen.web.views.training_urls")),
     path("api/", include("xuefen.web.api.urls")),
 ]

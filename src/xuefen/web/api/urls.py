@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from xuefen.web.api import annual, office, views
+from xuefen.web.api import annual, office, training, views
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -13,6 +13,13 @@ router.register("imports", views.ImportBatchViewSet, basename="api-import")
 router.register("annual-closes", annual.AnnualCloseViewSet, basename="api-annual-close")
 router.register("objections", annual.ObjectionViewSet, basename="api-objection")
 router.register("certificates", annual.CertificateViewSet, basename="api-certificate")
+# training (issue 15)
+router.register("training/projects", training.ProjectViewSet, basename="api-training-project")
+router.register("training/courses", training.CourseViewSet, basename="api-training-course")
+router.register("training/classes", training.ClassViewSet, basename="api-training-class")
+router.register("training/enrolments", training.EnrolmentViewSet, basename="api-training-enrolment")
+router.register("training/sessions", training.SessionViewSet, basename="api-training-session")
+router.register("research", training.ResearchViewSet, basename="api-research")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -490,6 +490,7 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
     _check_course_hours(table, parsed, course_hours, add)
     _check_excellent(org, table, parsed, add)
     _check_locked_years(table, parsed, add)
+    _check_training_twins(table, parsed, add)
 
     if progress is not None:
         progress(len(table.data_rows))
@@ -557,6 +558,28 @@ def _check_excellent(org: Org, table: Table, parsed: list[tuple[int, Teacher | N
             for n in excellent:
                 add(Problem(f"班级“{title}”（{year}年）共 {total} 人{before}，优秀 {count} 人，超过 {fmt(share * 100)}%"
                             f"（最多 {allowed} 人；{article}）", file=table.name, row=n, column=table.col(RESULT)))
+
+
+def _check_training_twins(table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],
+                          add: Callable[[Problem], None]) -> None:
+    """A class closed in the platform already wrote its participants' records
+    (services/training.py, source 培训项目): a roster row of the same training
+    (培训项目名称 and 登记年度) for the same teacher would count it twice."""
+    wanted = {(t.pk, rec.year) for _, t, rec in parsed if t is not None and rec.title}
+    if not wanted:
+        return
+    found: dict[tuple[int, int], list[Record]] = defaultdict(list)
+    for chunk in _chunks({pk for pk, _ in wanted}, 200):
+        for r in Record.objects.filter(teacher__in=chunk, source=Source.TRAINING).exclude(status=Status.REVOKED):
+            found[r.teacher_id, r.year].append(r)
+    for n, t, rec in parsed:
+        if t is None or not rec.title:
+            continue
+        for r in found.get((t.pk, rec.year), []):
+            if r.title == rec.title or r.title.startswith(f"{rec.title}（"):
+                add(Problem(f"教师“{t.teacher_no}”的培训“{rec.title}”（{rec.year}年）已由平台结班登记（记录编号 {r.uid}），"
+                            "同一培训不能重复导入", file=table.name, row=n, column=table.col(TITLE)))
+                break
 
 
 # ------------------------------------------------------------------ phase 1

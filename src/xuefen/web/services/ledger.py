@@ -197,15 +197,41 @@ def enter_school_record(actor: Actor, teacher: Teacher, facts: dict[str, Any]) -
     (赤峰 第十五条; 永吉 学分管理专员).  They start as school-approved."""
     if not perm.can_enter_school_record(actor.user, teacher):
         raise Denied("只能为本校教师录入")
-    parsed = parse_facts(facts)
-    _year_open(teacher, parsed["year"])
-    record = Record(teacher=teacher, uid=_next_uid(teacher, "S"), source=Source.SCHOOL,
-                    status=Status.SCHOOL_APPROVED, created_by=actor.user, **parsed)
-    price_records(teacher, [record])
-    record.save()
-    audit.log(actor.user, "school_entry", record, after=snapshot(record), ip=actor.ip, org_path=teacher.school.path)
+    record = _new_record(actor, teacher, _next_uid(teacher, "S"), facts, Source.SCHOOL, Status.SCHOOL_APPROVED,
+                         "school_entry")
     refresh_result(teacher)
     return record
+
+
+def _new_record(actor: Actor, teacher: Teacher, uid: str, facts: dict[str, Any], source: str, status: str,
+                action: str, comment: str = "") -> Record:
+    """The common write of a record an office or a programme creates: the facts
+    through the interchange parser, priced by the engine, saved, logged."""
+    parsed = parse_facts(facts)
+    _year_open(teacher, parsed["year"])  # a closed year takes no new record (services.annual)
+    record = Record(teacher=teacher, uid=uid, source=source, status=status, created_by=actor.user, **parsed)
+    price_records(teacher, [record])
+    record.save()
+    audit.log(actor.user, action, record, after=snapshot(record), comment=comment, ip=actor.ip,
+              org_path=teacher.school.path)
+    return record
+
+
+def enter_training_records(actor: Actor, items: list[tuple[Teacher, str, dict[str, Any]]], status: str,
+                           comment: str) -> list[Record]:
+    """Records of a closed class or an accepted 校本研修 project (issue 15),
+    one per (teacher, stable uid, facts), source 培训项目.  Called only by
+    services/training.py inside its transaction, after its permission and
+    state checks (the class's 班主任 / the accepting office); the teachers are
+    then re-evaluated together, as an import's are."""
+    from xuefen.web.services.evaluation import refresh_results
+
+    records = [_new_record(actor, teacher, uid, facts, Source.TRAINING, status, "training_credit", comment)
+               for teacher, uid, facts in items]
+    for r in records:
+        _notify(r, f"培训“{r.title}”的学分已登记：{fmt(r.credits)} 学分（{r.get_status_display()}）")
+    refresh_results({t.pk: t for t, _uid, _facts in items}.values())
+    return records
 
 
 def _locked(record_id: int, expected_version: int | None, actor: Actor | None = None, action: str = "") -> Record:

@@ -30,6 +30,9 @@ NAV: list[tuple[str, str | Promise, tuple[str, ...]]] = [
     ("annual-index", _("年度登记"), (Role.TEACHER, Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE,
                                    Role.CITY_CENTER)),
     ("my-certificates", _("我的证书"), (Role.TEACHER,)),
+    ("training-mine", _("我的培训"), (Role.TEACHER,)),
+    ("training-home", _("培训项目"), (Role.INSTITUTION_STAFF, Role.SCHOOL_OFFICER, Role.PRINCIPAL, Role.DISTRICT_OFFICE,
+                                    Role.CITY_CENTER, Role.EXPERT)),
 ]
 
 

@@ -24,7 +24,7 @@ from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web import wording
 from xuefen.web.models import AuditEntry, Evidence, Record, Source, Status, Teacher
-from xuefen.web.services import accounts, declarations, ledger
+from xuefen.web.services import accounts, declarations, ledger, training
 from xuefen.web.services.declarations import NeedsConfirmation
 from xuefen.web.services.evaluation import evaluate_teacher
 from xuefen.web.views.common import client_ip, show_full_ids
@@ -145,7 +145,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "xuefen/teacher_home.html", {
         "teacher": teacher, "records": records, "year_groups": _year_groups(records, summary),
         "declarations": declarations, "returned": [r for r in declarations if r.status == Status.RETURNED],
-        "notifications": notifications, **summary,
+        "notifications": notifications, "offers": training.what_to_take(teacher) if summary["evaluation"] else [],
+        **summary,
     })
 
 
@@ -258,6 +259,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "show_full_id": show_full_ids(request, record.teacher, request.path),
         "can_resubmit": is_owner and record.status == Status.RETURNED,
         "is_owner": is_owner,
+        "training_project": training.source_project(record, request.user),
     })
 
 

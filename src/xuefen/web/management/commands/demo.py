@@ -36,6 +36,8 @@ ACCOUNTS = [
     ("institute", Role.INSTITUTION_STAFF, "inst", "市教师进修学院 培训部"),
     ("admin", Role.SYSADMIN, "city", "系统管理员"),
     ("auditor", Role.AUDITOR, "city", "审计员"),
+    ("trainer", Role.INSTITUTION_STAFF, "east-inst", "东区教师进修学校 培训部 韩老师"),
+    ("expert", Role.EXPERT, "east", "东区评审专家 林教授"),
 ]
 
 
@@ -73,6 +75,7 @@ class Command(BaseCommand):
         for key, name, parent in schools:
             orgs[key] = Org.objects.create(name=name, kind=OrgKind.SCHOOL, parent=parent)
         orgs["inst"] = Org.objects.create(name="市教师进修学院", kind=OrgKind.INSTITUTION, parent=city)
+        orgs["east-inst"] = Org.objects.create(name="东区教师进修学校", kind=OrgKind.INSTITUTION, parent=east)
         User = get_user_model()
         for login, role, key, name in ACCOUNTS:
             user = User.objects.create_user(login, password=DEMO_PASSWORD, first_name=name)
@@ -103,6 +106,7 @@ class Command(BaseCommand):
         for teacher in Teacher.objects.all():
             refresh_result(teacher)
         self._close_last_year(orgs, today.year - 1)
+        self._training(orgs, today.year)
 
     def _close_last_year(self, orgs: dict[str, Org], year: int) -> None:
         """东区实验小学 closes its last full year through every step of
@@ -121,6 +125,70 @@ class Command(BaseCommand):
         assert close.publicity_end is not None
         close = annual.submit(actor["officer"], close.pk, today=close.publicity_end + dt.timedelta(days=1))
         annual.confirm(actor["east"], close.pk)
+
+    def _training(self, orgs: dict[str, Org], year: int) -> None:
+        """Issue 15, through the services (so the audit log tells the story):
+        a project through every stage to a closed class with its credits, a
+        running class the demo teacher can sign in to today, one project
+        waiting for 论证, one returned, and a 校本研修 project accepted."""
+        import datetime as dt
+
+        from xuefen.web.models import ProjectKind
+        from xuefen.web.services import research, training
+        from xuefen.web.services.ledger import Actor
+
+        User = get_user_model()
+        who = {u.username: Actor(u) for u in User.objects.filter(username__in=["trainer", "expert", "east", "officer"])}
+        east_teachers = list(Teacher.objects.filter(school=orgs["east-1"]).order_by("teacher_no")[:12])
+
+        def scored(title: str, hours: str, kind: str = ProjectKind.TRAINING, applicant: str = "trainer",
+                   org: str = "east-inst") -> Any:
+            p = training.apply_project(who[applicant], orgs[org], {
+                "title": title, "year": str(year), "form": "集中" if kind == ProjectKind.TRAINING else "校本",
+                "level": "区县级" if kind == ProjectKind.TRAINING else "校级", "hours": hours, "capacity": "40",
+                "target": "东区中小学教师", "plan": "需求调研、集中研修、课例实践、考核评价。"}, kind=kind)
+            training.score_project(who["expert"], p.pk, {k: str(m - m // 5) for k, m in training.criteria().items()},
+                                   "方案完整，目标明确")
+            return p
+
+        # every stage: 申报 → 论证 → 立项 → course, class, sessions, results → 结班 (credits)
+        done = scored(f"{year}年东区骨干教师教学能力提升培训", "24")
+        training.decide_project(who["east"], done.pk, True, "同意立项")
+        course = training.add_course(who["trainer"], done.pk, {"title": "课堂观察与诊断", "hours": "24",
+                                                               "lecturers": "区教研员团队"})
+        klass = training.open_class(who["trainer"], course.pk, "第一期", 30)
+        start = timezone.now() - dt.timedelta(days=30)
+        session = training.add_session(who["trainer"], klass.pk, "集中研修", start, start + dt.timedelta(hours=6), "24")
+        for t in east_teachers[1:9]:
+            training.assign(who["officer"], klass.pk, t)
+        enrolments = list(klass.enrolments.all())
+        training.tick_attendance(who["trainer"], session.pk, [e.pk for e in enrolments])
+        training.enter_results(who["trainer"], klass.pk, {e.pk: ("优秀" if i < 2 else "合格")
+                                                          for i, e in enumerate(enrolments)})
+        training.close_class(who["trainer"], klass.pk)
+        # a running class, open today: the demo teacher (T00001) may enrol and sign in
+        running = scored(f"{year}年东区信息技术应用能力提升培训", "12")
+        training.decide_project(who["east"], running.pk, True, "同意立项")
+        course = training.add_course(who["trainer"], running.pk, {"title": "智慧课堂工具", "hours": "12"})
+        klass = training.open_class(who["trainer"], course.pk, "第一期", 30)
+        now = timezone.now()
+        training.add_session(who["trainer"], klass.pk, "第一次集中研修", now - dt.timedelta(hours=1),
+                             now + dt.timedelta(hours=8), "6")
+        for t in east_teachers[9:12]:
+            training.assign(who["officer"], klass.pk, t)
+        # waiting for 论证, and one returned
+        training.apply_project(who["trainer"], orgs["east-inst"], {"title": f"{year + 1}年东区班主任专题培训",
+                                                                   "year": str(year + 1), "form": "集中",
+                                                                   "level": "区县级", "hours": "30"})
+        returned = scored(f"{year}年东区暑期读书活动", "8")
+        training.decide_project(who["east"], returned.pk, False, "培训内容与目标不匹配，请修改实施方案后重新申报")
+        # 校本研修: plan → 论证 → 立项 → members, activity → 验收 passed
+        school = scored(f"{year}年东区实验小学校本研修：课例研究", "20", ProjectKind.RESEARCH, "officer", "east-1")
+        training.decide_project(who["east"], school.pk, True, "同意立项")
+        klass = research.set_members(who["officer"], school.pk, [t.pk for t in east_teachers[:4]])
+        session = training.add_session(who["officer"], klass.pk, "课例研讨", start, start + dt.timedelta(hours=3), "10")
+        training.tick_attendance(who["officer"], session.pk, [e.pk for e in klass.enrolments.all()])
+        research.accept(who["east"], school.pk, True, "")
 
     def _records(self, rnd: random.Random, teacher: Teacher, east: bool, this_year: int) -> None:
         first = 2023 if east else 2024
