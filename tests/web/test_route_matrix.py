@@ -140,6 +140,12 @@ def urls_for(name: str, params: list[str]) -> list[tuple[str, int | None]]:
     """(url, object number) for every object, or the one url of a route without an object."""
     if not params:
         return [(reverse(name), None)]
+    if not any(p in ("pk", "id") or p.endswith("_id") or p.endswith("pk") for p in params):
+        # No object in the route (a year, an action): one url, scoped by the user alone.
+        fixed = {p: 2025 if p == "year" else "x" for p in params}
+        if "action" in params:
+            return [(reverse(name, kwargs={**fixed, "action": a}), None) for a in ACTIONS]
+        return [(reverse(name, kwargs=fixed), None)]
     out = []
     for n in OBJECTS:
         kwargs: dict[str, Any] = {}

@@ -147,3 +147,20 @@ def test_broker_unreachable_fails_clearly_when_so_configured(world: World, broke
     valid.refresh_from_db()
     assert valid.state == ImportBatch.State.VALID
     assert snapshot() == before
+
+
+def test_large_batch_review_without_a_broker_runs_in_the_request(world: World, broker_down: None,
+                                                                 settings: Any) -> None:
+    """A batch review large enough for the background, with the broker
+    unreachable (or Celery's pool closed): it runs in the request instead of
+    answering 500 (the merged review queue called ``delay`` directly)."""
+    from xuefen.web.models import BulkReview, Status
+
+    settings.REVIEW_BACKGROUND_RECORDS = 1
+    records = [world.record("alice"), world.record("anna")]
+    bob = login("bob")
+    response = bob.post("/review/bulk/", {"ids": [str(r.pk) for r in records], "action": "approve", "query": ""})
+    job = BulkReview.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/review/jobs/{job.pk}/"
+    assert job.state == BulkReview.State.DONE and job.done == 2
+    assert Record.objects.filter(status=Status.SCHOOL_APPROVED).count() == 2

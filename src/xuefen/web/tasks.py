@@ -58,13 +58,30 @@ def dispatch(task: Any, batch: ImportBatch, *args: Any) -> bool:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         task.apply(args=call, throw=True)
         return False
+    if _queued(task, call, f"import batch {batch.pk}"):
+        return True
+    if settings.IMPORT_BROKER_FALLBACK == "inline":
+        task.apply(args=call, throw=True)
+        return False
+    imports.give_up(batch, BROKER_DOWN)
+    raise ServiceError(BROKER_DOWN)
+
+
+def dispatch_review(job_id: int, ip: str | None) -> bool:
+    """Queue a batch review job (True), or run it here when there is no
+    broker to take it: the job is all or nothing either way, and its page
+    shows the state it reached."""
+    call = (job_id, ip)
+    if not settings.CELERY_TASK_ALWAYS_EAGER and _queued(bulk_review, call, f"review job {job_id}"):
+        return True
+    bulk_review.apply(args=call, throw=True)
+    return False
+
+
+def _queued(task: Any, call: tuple[Any, ...], what: str) -> bool:
     try:
         task.apply_async(args=call, retry=False)
         return True
-    except Exception as exc:  # kombu's OperationalError and the transport's own socket errors
-        log.warning("broker unreachable for import batch %s: %s: %s", batch.pk, type(exc).__name__, exc)
-        if settings.IMPORT_BROKER_FALLBACK == "inline":
-            task.apply(args=call, throw=True)
-            return False
-        imports.give_up(batch, BROKER_DOWN)
-        raise ServiceError(BROKER_DOWN) from None
+    except Exception as exc:  # kombu's OperationalError, a closed pool, the transport's own socket errors
+        log.warning("broker unreachable for %s: %s: %s", what, type(exc).__name__, exc)
+        return False

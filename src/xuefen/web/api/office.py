@@ -55,10 +55,10 @@ class BulkReviewView(APIView):
         actor = Actor(request.user, client_ip(request))
         try:
             if review.runs_in_background(len(set(data["ids"]))):
-                from xuefen.web.tasks import bulk_review
+                from xuefen.web.tasks import dispatch_review
 
                 job = review.start_job(actor, data["ids"], data["action"], data["comment"])
-                bulk_review.delay(job.pk, actor.ip)
+                dispatch_review(job.pk, actor.ip)
                 job.refresh_from_db()
                 return Response(BulkJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
             moved = review.bulk_review(actor, data["ids"], data["action"], data["comment"])

@@ -161,10 +161,10 @@ def review_bulk(request: HttpRequest) -> HttpResponse:
     actor = Actor(request.user, client_ip(request))
     try:
         if review.runs_in_background(len(ids)):
-            from xuefen.web.tasks import bulk_review
+            from xuefen.web.tasks import dispatch_review
 
             job = review.start_job(actor, ids, action, comment)
-            bulk_review.delay(job.pk, actor.ip)
+            dispatch_review(job.pk, actor.ip)
             return redirect("review-job", job.pk)
         moved = review.bulk_review(actor, ids, action, comment)
     except ServiceError as exc:
