@@ -219,8 +219,8 @@ def case_populations(policy_id: str) -> Iterator[tuple[Any, list[tuple[Teacher, 
     """(case, its one teacher with her records) for every case of the
     policy's case file that a batch can take: default options, no expected
     error, records that parse."""
+    from xuefen.engine.cases import cases_path, load_cases
     from xuefen.model import parse_record, parse_teacher
-    from xuefen.policy.cases import cases_path, load_cases
     from xuefen.policy.loader import default_policy_dir
 
     _, cases = load_cases(cases_path(default_policy_dir(), policy_id))

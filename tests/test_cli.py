@@ -140,7 +140,7 @@ def test_batch_output_equals_the_per_teacher_figures(tmp_path: Path, capsys: pyt
 
 
 def test_parquet_population_writes_teachers_and_unit_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xuefen.batch.generate import generate
+    from benchmarks.generate import generate
 
     src = generate(80, 12, "yongji", 2022, seed=2, out_path=tmp_path / "p.parquet", chunk_teachers=40)
     code, out, _ = run(capsys, "evaluate", "--policy", "yongji", str(src), "--as-of", "2022-12-31", "-o",

@@ -76,8 +76,8 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
+    from xuefen.engine.show import show_text
     from xuefen.policy.loader import default_registry
-    from xuefen.policy.show import show_text
 
     policy = default_registry().get(args.id)
     print(show_text(policy), end="")
@@ -85,7 +85,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
-    from xuefen.policy.cases import cases_path, coverage_gaps, load_cases, run_case
+    from xuefen.engine.cases import cases_path, coverage_gaps, load_cases, run_case
     from xuefen.policy.loader import default_policy_dir, default_registry
 
     reg = default_registry()

@@ -345,7 +345,7 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _describe_match(match: dict[str, Any]) -> str:
+def describe_match(match: dict[str, Any]) -> str:
     parts = []
     for key, value in match.items():
         if isinstance(value, list):
@@ -422,7 +422,7 @@ def _target_text(target: Target | str) -> str:
         return "+".join(target.categories)
     if target.theme:
         return f"主题“{target.theme}”"
-    return f"[{_describe_match(target.match or {})}]"
+    return f"[{describe_match(target.match or {})}]"
 
 
 MEASURE_UNIT = {"credits": "学分", "earned_credits": "学分", "hours": "学时", "count": "次"}
@@ -670,7 +670,7 @@ class Evaluator:
                                   scope=scope, year=year))
                 continue
             if not teacher_matches(ctx, m.applies_to):
-                self._once(steps, m, Step("minimum", f"“{m.label}”不适用：仅适用于{_describe_match(m.applies_to)}",
+                self._once(steps, m, Step("minimum", f"“{m.label}”不适用：仅适用于{describe_match(m.applies_to)}",
                                           applied=False, rule=m.id, cite=_cite(p, m), scope="teacher"))
                 continue
             value: Decimal | None = m.min
@@ -813,7 +813,7 @@ class Evaluator:
             if tr.scope not in (scope, "both"):
                 continue
             if not teacher_matches(ctx, tr.applies_to):
-                self._once(steps, tr, Step("transfer", f"“{tr.label}”不适用：仅适用于{_describe_match(tr.applies_to)}",
+                self._once(steps, tr, Step("transfer", f"“{tr.label}”不适用：仅适用于{describe_match(tr.applies_to)}",
                                            applied=False, rule=tr.id, cite=_cite(p, tr), scope="teacher"))
                 continue
             moved_any = False
@@ -878,7 +878,7 @@ class Evaluator:
         start_year = cycle_start
         for pc in self.partials:
             if not teacher_matches(ctx, pc.applies_to):
-                steps.append(Step("partial_cycle", f"“{pc.label}”不适用：仅适用于{_describe_match(pc.applies_to)}",
+                steps.append(Step("partial_cycle", f"“{pc.label}”不适用：仅适用于{describe_match(pc.applies_to)}",
                                   applied=False, rule=pc.id, cite=_cite(p, pc), scope="teacher"))
                 continue
             base = teacher.transfer_in_year if pc.start == "transfer_in_year" else teacher.hired_year

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xuefen.engine.evaluate import _describe_match, cite_text, cycle_first_year, resolve_options
+from xuefen.engine.evaluate import cite_text, cycle_first_year, describe_match, resolve_options
 from xuefen.numbers import fmt
 from xuefen.policy.schema import (
     Cap,
@@ -67,7 +67,7 @@ def _target(t: Target | str) -> str:
         return t.category
     if t.theme:
         return f"主题“{t.theme}”"
-    return f"[{_describe_match(t.match or {})}]"
+    return f"[{describe_match(t.match or {})}]"
 
 
 def show_text(policy: Policy) -> str:
@@ -95,7 +95,7 @@ def show_text(policy: Policy) -> str:
         detail = ""
         if isinstance(r, Conversion):
             parts = [f"{o.category}：{credits_text(o.credits)}" for o in r.all_outputs()]
-            cond = _describe_match(r.when) or "所有记录"
+            cond = describe_match(r.when) or "所有记录"
             detail = f"条件 {cond} → {'；'.join(parts)}"
         elif isinstance(r, Minimum):
             unit = {"hours": "学时", "count": "次"}.get(r.measure, "学分")
