@@ -152,10 +152,10 @@ def cmd_evaluate_batch(args: argparse.Namespace) -> int:
             teachers.write_parquet(args.output)
     import polars as pl
 
-    from xuefen.batch.evaluate import _unit_rates
+    from xuefen.batch.evaluate import unit_rates
 
     passed = int(teachers.get_column("passed").sum())
-    units = _unit_rates(teachers) if teachers.height else pl.DataFrame()
+    units = unit_rates(teachers) if teachers.height else pl.DataFrame()
     units_path = None
     if args.output and units.height:
         out = Path(args.output)

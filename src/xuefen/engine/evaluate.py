@@ -506,7 +506,7 @@ class Evaluator:
 
         self.conversions: list[Conversion] = kind(Conversion)
         # built once: all_outputs() constructs models, too slow per record
-        self._outputs = {c.id: c.all_outputs() for c in self.conversions}
+        self.outputs = {c.id: c.all_outputs() for c in self.conversions}
         self._dispatch_field, self._dispatch, self._undispatched = _dispatch_table(self.conversions)
         self.gates: list[Gate] = kind(Gate)
         self.excludes: list[Exclude] = kind(Exclude)
@@ -581,7 +581,7 @@ class Evaluator:
             return RecordResult(record.id, year, ZERO, None, [], steps, gate_passed=failed_gate is None)
         excluded_by = next((e for e, test in self._exclude_tests if test(ctx, record)), None)
         lines: list[Line] = []
-        for k, out in enumerate(self._outputs[conversion.id]):
+        for k, out in enumerate(self.outputs[conversion.id]):
             category = self._output_category(out, record)
             theme = record.theme if out.theme == "@record" else out.theme
             if category is None:
