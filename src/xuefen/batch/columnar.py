@@ -144,7 +144,7 @@ class Plan:
         cols: set[str] = set()
         self.numeric_keys: dict[str, set[Fraction]] = {}
         numeric = any(g.max_absence_share for g in ev.gates)  # a ratio of two facts: the general path
-        route_matches = [c.when for c in ev.completions] + [p.when for p in ev.penalties]
+        route_matches = comp.route_matches
         matches = [*record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
         for m in matches:
             for key, expected in (m or {}).items():

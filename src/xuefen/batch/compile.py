@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from xuefen.engine.evaluate import Evaluator
+from xuefen.engine.rules import BY_KIND
 from xuefen.errors import InputError
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
 from xuefen.policy.schema import ByTable, Credits, Minimum, Ops, Policy
@@ -49,6 +50,11 @@ class CompiledPolicy:
         self.cat_index = {c: i for i, c in enumerate(self.categories)}
         self.teacher_mask_exprs: list[pl.Expr] | None = None  # see _teacher_mask_exprs
         self.leave_minimums: dict[int, list[Minimum]] | None = None  # see leave_minimums
+        # the conditions of the rule kinds without a batch form (the registry
+        # says which): a teacher with a record matching one goes to the engine
+        self.route_matches: list[dict[str, Any]] = [
+            when for r in self.ev.rules
+            if BY_KIND[r.kind].routed_in_batch and isinstance(when := getattr(r, "when", None), dict)]
         self.alias = {}
         for cat in policy.categories:
             self.alias[cat.id] = cat.id

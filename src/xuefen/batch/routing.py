@@ -22,10 +22,8 @@ def route_mask(df: pl.DataFrame, comp: CompiledPolicy) -> pl.Series:
     rule kinds without a batch form, for the teachers they concern."""
     ev = comp.ev
     reasons: list[pl.Expr] = [~exact_milli(df)]
-    for c in ev.completions:
-        reasons.append(comp.match(c.when))
-    for p in ev.penalties:
-        reasons.append(comp.match(p.when))
+    for when in comp.route_matches:
+        reasons.append(comp.match(when))
     for lr in ev.leaves:
         for lm in lr.year_minimums:
             if not (lm.target == "total" or (isinstance(lm.target, Target) and lm.target.category)):

@@ -14,7 +14,7 @@ split where the work is:
   combination of teacher facts.
 * **Per record, in SQL:** a join to the decision table and integer arithmetic,
   ``credits × 1000 = floor((2·q·num + den) / (2·den))`` in exact integers.
-* **Stage 2, in SQL,** mirroring ``_stage2``/``_scope``/``_apply_cap``/``_measure``:
+* **Stage 2, in SQL,** mirroring :mod:`.stage2` (``stage2``, its scopes, caps and measures):
   caps as running sums in the canonical order (teacher, year, record id,
   output) with window functions, clipped; share-of-total caps;
   ``highest_only``; year caps carrying into the cycle; transfers reserving the
