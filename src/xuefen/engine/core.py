@@ -22,16 +22,25 @@ from xuefen.policy.schema import Cite, Minimum, Ops, Policy, RuleBase, Target
 
 @dataclass(slots=True)
 class Step:
-    """One line of an explanation."""
+    """One line of an explanation.  The wording may be given as a function:
+    it is then written only when someone reads it (most evaluations are for
+    figures, and formatting every record's arithmetic was a third of the
+    per-record time)."""
 
     kind: str
-    text: str
+    wording: str | Callable[[], str]
     applied: bool = True
     rule: str | None = None
     cite: str | None = None
     scope: str = "record"  # record / year / cycle / teacher
     year: int | None = None
     record: str | None = None
+
+    @property
+    def text(self) -> str:
+        if not isinstance(self.wording, str):
+            self.wording = self.wording()
+        return self.wording
 
     def render(self) -> str:
         mark = "" if self.applied else "〔未适用〕"

@@ -23,7 +23,9 @@ apply, is written to the trace with its citation.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from xuefen.errors import PolicyError
@@ -131,6 +133,26 @@ class Evaluator:
         self.multiplier_tests = [(m, compiled(m.when)) for m in self.multipliers]
         self.cycle_records: list[Record] = []
         self._said: set[str] = set()
+        # The per-record decisions (which conversion, which gate fails, which
+        # factors, whether excluded) read only the facts the conditions name:
+        # decided once per combination of those facts, not once per record.
+        record_keys: set[str] = set()
+        teacher_keys: set[str] = set()
+        conditions: list[dict[str, Any] | None] = [c.when for c in self.conversions]
+        conditions += [g.when for g in self.gates] + [g.require for g in self.gates]
+        conditions += [m.when for m in self.multipliers] + [e.when for e in self.excludes]
+        for match in conditions:
+            for key in match or {}:
+                (teacher_keys if key.startswith("teacher.") else record_keys).add(key.removeprefix("teacher."))
+        if self._dispatch_field:
+            record_keys.add(self._dispatch_field)
+        if any(g.max_absence_share for g in self.gates):
+            record_keys |= {"hours", "absent_hours"}
+        fields = sorted(record_keys)
+        # one attrgetter call reads every field (a tuple when there are several)
+        self._read_facts: Callable[[Record], Any] = attrgetter(*fields) if fields else (lambda record: None)
+        self._teacher_fields = tuple(sorted(teacher_keys))
+        self._decisions: dict[tuple[Any, ...], Any] = {}
 
     # -- cycle
 
@@ -141,6 +163,24 @@ class Evaluator:
         return start, start + c.years - 1
 
     # -- what the rule kinds ask of the evaluator
+
+    def facts(self, ctx: Context, record: Record) -> tuple[Any, ...]:
+        """The facts every per-record condition reads, as a key (the cycle
+        is in it: ``hired_in_cycle`` depends on it)."""
+        if self._teacher_fields:
+            return (ctx.cycle_start, self._read_facts(record), *(ctx.teacher_value(f) for f in self._teacher_fields))
+        return (ctx.cycle_start, self._read_facts(record))
+
+    def decided(self, kind: str, facts: tuple[Any, ...], decide: Callable[[], Any]) -> Any:
+        """A per-record decision of one rule kind, made once per combination of facts."""
+        key = (kind, facts)
+        try:
+            return self._decisions[key]
+        except KeyError:
+            if len(self._decisions) > 20_000:  # numeric facts in conditions: keep the memo bounded
+                self._decisions.clear()
+            value = self._decisions[key] = decide()
+            return value
 
     def conversion_for(self, ctx: Context, record: Record) -> Conversion | None:
         """The first conversion that matches, looking only at those that could."""
@@ -189,7 +229,7 @@ class Evaluator:
     # -- per record
 
     def _record(self, ctx: Context, index: int, record: Record, first_line: int) -> RecordResult:
-        st = RecordState(index, record, first_line, record.year)
+        st = RecordState(index, record, first_line, record.year, self.facts(ctx, record))
         for hook in RECORD_PHASE:
             hook(self, ctx, st)
         if st.raw:

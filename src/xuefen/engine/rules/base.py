@@ -30,6 +30,7 @@ class RecordState:
     record: Record
     first_line: int
     year: int
+    facts: tuple[Any, ...]  # what the per-record conditions read: the key of the evaluator's decisions
     steps: list[Step] = field(default_factory=list)
     conversion: Conversion | None = None
     lines: list[Line] = field(default_factory=list)

@@ -4,6 +4,7 @@ the credits an authority set."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
     from ..evaluate import Evaluator
 
 
-def convert(credits: Credits, record: Record) -> tuple[Decimal | None, str]:
-    """Credits for one record by one method, with the arithmetic spelled out.
-    None when a fact the method needs is missing."""
+def convert(credits: Credits, record: Record) -> tuple[Decimal | None, Callable[[], str]]:
+    """Credits for one record by one method, and the arithmetic spelled out
+    (as a function: written only when read).  None when a fact the method
+    needs is missing."""
     hours = record.hours
     prefix = ""
     if hours is None and credits.day_hours is not None and record.days is not None:
@@ -28,54 +30,66 @@ def convert(credits: Credits, record: Record) -> tuple[Decimal | None, str]:
         prefix = f"{fmt(record.days)}天 × {fmt(credits.day_hours)}学时/天 = {fmt(hours)}学时，"
     if credits.hours_per_credit is not None:
         if hours is None:
-            return None, "缺少学时，无法换算"
+            return None, lambda: "缺少学时，无法换算"
         value = hours / credits.hours_per_credit
-        return value, f"{prefix}{fmt(hours)}学时 ÷ {fmt(credits.hours_per_credit)}学时/学分 = {fmt(q(value))}学分"
+        return value, lambda: f"{prefix}{fmt(hours)}学时 ÷ {fmt(credits.hours_per_credit)}学时/学分 = {fmt(q(value))}学分"
     if credits.credits_per_hour is not None:
         if hours is None:
-            return None, "缺少学时，无法换算"
+            return None, lambda: "缺少学时，无法换算"
         value = hours * credits.credits_per_hour
-        return value, f"{prefix}{fmt(hours)}学时 × {fmt(credits.credits_per_hour)} = {fmt(q(value))}学分"
+        return value, lambda: f"{prefix}{fmt(hours)}学时 × {fmt(credits.credits_per_hour)} = {fmt(q(value))}学分"
     if credits.fixed is not None:
-        return credits.fixed, f"按项计 {fmt(credits.fixed)}学分"
+        return credits.fixed, lambda: f"按项计 {fmt(credits.fixed)}学分"
     if credits.by is not None:
         key = record.get(credits.by.field)
         label = FIELD_NAMES.get(credits.by.field, credits.by.field)
         if key is None or str(key) not in credits.by.values:
-            return None, f"{label}“{key if key is not None else '未填写'}”没有对应的学分标准"
+            return None, lambda: f"{label}“{key if key is not None else '未填写'}”没有对应的学分标准"
         rate = credits.by.values[str(key)]
         if credits.by.per_hour:
             if hours is None:
-                return None, "缺少学时，无法换算"
+                return None, lambda: "缺少学时，无法换算"
             value = hours * rate
-            return value, f"{prefix}{key} {fmt(hours)}学时 × {fmt(rate)} = {fmt(q(value))}学分"
-        return rate, f"{key}按项计 {fmt(rate)}学分"
+            return value, lambda: f"{prefix}{key} {fmt(hours)}学时 × {fmt(rate)} = {fmt(q(value))}学分"
+        return rate, lambda: f"{key}按项计 {fmt(rate)}学分"
     if credits.per_day is not None:
         if record.days is None:
-            return None, "缺少天数，无法换算"
+            return None, lambda: "缺少天数，无法换算"
         value = record.days * credits.per_day
-        return value, f"{fmt(record.days)}天 × {fmt(credits.per_day)}学分/天 = {fmt(q(value))}学分"
+        return value, lambda: f"{fmt(record.days)}天 × {fmt(credits.per_day)}学分/天 = {fmt(q(value))}学分"
     if credits.per_topic is not None:
         if record.topics is None:
-            return None, "缺少专题数，无法换算"
+            return None, lambda: "缺少专题数，无法换算"
         value = Decimal(record.topics) * credits.per_topic
-        return value, f"{record.topics}个专题 × {fmt(credits.per_topic)}学分 = {fmt(q(value))}学分"
+        return value, lambda: f"{record.topics}个专题 × {fmt(credits.per_topic)}学分 = {fmt(q(value))}学分"
     if credits.preset:
         if record.credits is None:
-            return None, "须由认定机构填写学分（认定学分为空）"
-        return record.credits, f"按认定机构确定的 {fmt(record.credits)}学分计"
+            return None, lambda: "须由认定机构填写学分（认定学分为空）"
+        return record.credits, lambda: f"按认定机构确定的 {fmt(record.credits)}学分计"
     if credits.bands is not None:
         raw = record.get(credits.bands.field)
         label = FIELD_NAMES.get(credits.bands.field, credits.bands.field)
         if raw is None:
-            return None, f"缺少{label}，无法确定学分档次"
+            return None, lambda: f"缺少{label}，无法确定学分档次"
         amount = Decimal(raw)
         for band in credits.bands.bands:
             if amount >= band.min and (band.max is None or amount < band.max):
                 upper = f"–{fmt(band.max)}" if band.max is not None else "以上"
-                return band.credits, f"{label} {fmt(amount)}，属 {fmt(band.min)}{upper} 档，计 {fmt(band.credits)}学分"
-        return None, f"{label} {fmt(amount)} 不在任何学分档次内"
+                return band.credits, _said(f"{label} {fmt(amount)}，属 {fmt(band.min)}{upper} 档，计 {fmt(band.credits)}学分")
+        return None, lambda: f"{label} {fmt(amount)} 不在任何学分档次内"
     raise AssertionError("schema guarantees one method")
+
+
+def _said(text: str) -> Callable[[], str]:
+    return lambda: text
+
+
+def _pending(head: str, label: str, text: Callable[[], str]) -> Callable[[], str]:
+    return lambda: f"{head}：{label}，{text()}，暂不计学分"
+
+
+def _converted(head: str, label: str, text: Callable[[], str], into: str) -> Callable[[], str]:
+    return lambda: f"{head} {label}：{text()}，计入{into}"
 
 
 def output_category(ev: Evaluator, out: Output, record: Record) -> str | None:
@@ -90,7 +104,7 @@ def output_category(ev: Evaluator, out: Output, record: Record) -> str | None:
 def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
     record = st.record
     head = f"{st.year}年 {record.title or record.id}"
-    conversion = ev.conversion_for(ctx, record)
+    conversion = ev.decided("conversion", st.facts, lambda: ev.conversion_for(ctx, record))
     if conversion is None:
         st.steps.append(Step("conversion", f"{head}：没有适用的换算规则，本记录不计学分", record=record.id))
         return
@@ -107,11 +121,12 @@ def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
         st.lines.append(line)
         value, text = convert(out.credits, record)
         if value is None:
-            step = Step("conversion", f"{head}：{conversion.label}，{text}，暂不计学分",
-                        rule=conversion.id, cite=cite, record=record.id)
+            step = Step("conversion", _pending(head, conversion.label, text), rule=conversion.id, cite=cite,
+                        record=record.id)
         else:
-            step = Step("conversion", f"{head} {conversion.label}：{text}，计入{category}{'·' + theme if theme else ''}",
-                        rule=conversion.id, cite=cite, record=record.id)
+            into = f"{category}·{theme}" if theme else category
+            step = Step("conversion", _converted(head, conversion.label, text, into), rule=conversion.id, cite=cite,
+                        record=record.id)
             st.raw[line.idx] = value
         st.steps.append(step)
         st.anchors[line.idx] = step

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
     if st.conversion is None:
         return
-    rule = next((e for e, test in ev.exclude_tests if test(ctx, st.record)), None)
+    record = st.record
+    rule = ev.decided("exclude", st.facts, lambda: next((e for e, test in ev.exclude_tests if test(ctx, record)), None))
     if rule is None:
         return
     for line in st.lines:

@@ -34,7 +34,7 @@ def failed(ev: Evaluator, ctx: Context, st: RecordState) -> Gate | None:
 
 
 def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
-    gate = failed(ev, ctx, st)
+    gate = ev.decided("gate", st.facts, lambda: failed(ev, ctx, st))
     st.failed_gate = gate
     if gate is None or not st.lines:
         return

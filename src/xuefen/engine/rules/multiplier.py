@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from xuefen.numbers import fmt, q
@@ -15,10 +17,15 @@ if TYPE_CHECKING:
     from ..evaluate import Evaluator
 
 
+def _wording(m: Multiplier, old: Decimal, new: Decimal) -> Callable[[], str]:
+    return lambda: f"{m.label}：{fmt(q(old))} × {fmt(m.factor)} = {fmt(q(new))}学分"
+
+
 def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
     if not st.raw:
         return
-    hits = [m for m, test in ev.multiplier_tests if test(ctx, st.record)]
+    record = st.record
+    hits = ev.decided("multiplier", st.facts, lambda: [m for m, test in ev.multiplier_tests if test(ctx, record)])
     if not hits:
         return
     for idx, value in st.raw.items():
@@ -26,8 +33,8 @@ def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
         at = st.steps.index(anchor)
         for k, m in enumerate(hits):
             new = value * m.factor
-            st.steps.insert(at + 1 + k, Step("multiplier", f"{m.label}：{fmt(q(value))} × {fmt(m.factor)} = {fmt(q(new))}学分",
-                                             rule=m.id, cite=cite_of(ev.policy, m), record=st.record.id))
+            st.steps.insert(at + 1 + k, Step("multiplier", _wording(m, value, new), rule=m.id,
+                                             cite=cite_of(ev.policy, m), record=st.record.id))
             value = new
         st.raw[idx] = value
 
