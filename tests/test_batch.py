@@ -65,8 +65,11 @@ def as_of_for(policy: Policy) -> dt.date:
 def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Record]]]:
     hints = mentioned(policy)
     as_of = as_of_for(policy)
-    cats = [c.id for c in policy.categories] + [a for c in policy.categories for a in c.aliases]
-    themes = [t for c in policy.categories for t in c.themes]
+    # a sub-type written as the category (朝阳 附件3 第八条) and a theme's other
+    # spelling are written too: the batch routes them to the engine
+    cats = ([c.id for c in policy.categories] + [a for c in policy.categories for a in c.aliases]
+            + [s for c in policy.categories for s in c.subtypes])
+    themes = [t for c in policy.categories for t in (*c.themes, *c.theme_aliases)]
 
     def pick(field: str) -> Any:
         pool = list(hints.get(field, []))

@@ -118,8 +118,27 @@ def _evaluate_all(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
     policy, as_of = _pick(args)
     evaluator = Evaluator(policy, _options(args.option))
-    results = [evaluator.evaluate(lg.teacher, lg.records, as_of) for lg in _ledgers(args)]
+    ledgers = _ledgers(args)
+    _check_words(policy, ledgers, args.file)
+    results = [evaluator.evaluate(lg.teacher, lg.records, as_of) for lg in ledgers]
     return policy, results
+
+
+def _check_words(policy: Any, ledgers: list[Any], file: str) -> None:
+    """A category or theme the policy does not know is bad input (exit 2),
+    every one named with its cell, before anything is evaluated."""
+    from xuefen.engine.words import unknown_words
+    from xuefen.errors import InputError, Problem
+
+    name = Path(file).name
+    problems: list[Problem] = []
+    for lg in ledgers:
+        def where(record: Any, key: str, message: str, lg: Any = lg) -> Problem:
+            locate = lg.where.get(record.id)
+            return locate(key, message) if locate else Problem(message, file=name, column=key)
+        problems += unknown_words(policy, lg.records, where)
+    if problems:
+        raise InputError(problems)
 
 
 def cmd_evaluate_batch(args: argparse.Namespace) -> int:

@@ -55,6 +55,14 @@ class CompiledPolicy:
         self.route_matches: list[dict[str, Any]] = [
             when for r in self.ev.rules
             if BY_KIND[r.kind].routed_in_batch and isinstance(when := getattr(r, "when", None), dict)]
+        # a record in the policy's own words (a sub-type written as the
+        # category, a theme alias) is read by the engine (engine/words.py)
+        subtypes = [name for cat in policy.categories for name in cat.subtypes]
+        theme_aliases = [name for cat in policy.categories for name in cat.theme_aliases]
+        if subtypes:
+            self.route_matches.append({"category": subtypes})
+        if theme_aliases:
+            self.route_matches.append({"theme": theme_aliases})
         self.alias = {}
         for cat in policy.categories:
             self.alias[cat.id] = cat.id

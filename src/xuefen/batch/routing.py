@@ -1,7 +1,9 @@
 """What the batch evaluator routes to the per-teacher engine, and the
 routed teachers' evaluation: ``completion`` and ``penalty`` (teachers with a
-matching record), leave minimums on themes or record matches, teachers with
-duplicate record ids, and figures with more than three decimals."""
+matching record), leave minimums on themes or record matches, records in
+the policy's own words (a sub-type written as the category, a theme alias:
+:mod:`xuefen.engine.words`), teachers with duplicate record ids, and figures
+with more than three decimals."""
 
 from __future__ import annotations
 

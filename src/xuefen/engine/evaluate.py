@@ -76,6 +76,7 @@ from .rules.base import (
     StartState,
 )
 from .rules.leave_year import year_minimums
+from .words import has_words, in_policy_words
 
 
 def _phase(name: str) -> list[Any]:
@@ -133,6 +134,8 @@ class Evaluator:
         self.multiplier_tests = [(m, compiled(m.when)) for m in self.multipliers]
         self.cycle_records: list[Record] = []
         self._said: set[str] = set()
+        self._rewrites = has_words(policy)
+        self._read_as: dict[str, str] = {}
         # The per-record decisions (which conversion, which gate fails, which
         # factors, whether excluded) read only the facts the conditions name:
         # decided once per combination of those facts, not once per record.
@@ -161,6 +164,24 @@ class Evaluator:
         first = self.first_year
         start = first + ((year - first) // c.years) * c.years
         return start, start + c.years - 1
+
+    def in_policy_words(self, records: list[Record]) -> list[Record]:
+        """Records as the policy means them: a sub-type written as the
+        category is that category with the sub-type's theme; a theme alias is
+        the theme (:mod:`xuefen.engine.words`)."""
+        self._read_as = {}
+        if not self._rewrites:
+            return records
+        out = []
+        for r in records:
+            read = in_policy_words(self.policy, r)
+            if read is not r:
+                said = [f"学分类别“{r.category}”" if read.category != r.category else "",
+                        f"主题“{r.theme}”" if read.theme != r.theme and r.theme is not None else ""]
+                self._read_as[r.id] = (f"记录 {r.id} 的{''.join(s for s in said if s)}按本政策的说法读作"
+                                       f"{read.category}{'·' + read.theme if read.theme else ''}")
+            out.append(read)
+        return out
 
     # -- what the rule kinds ask of the evaluator
 
@@ -230,6 +251,8 @@ class Evaluator:
 
     def _record(self, ctx: Context, index: int, record: Record, first_line: int) -> RecordResult:
         st = RecordState(index, record, first_line, record.year, self.facts(ctx, record))
+        if record.id in self._read_as:
+            st.steps.append(Step("words", self._read_as[record.id], record=record.id))
         for hook in RECORD_PHASE:
             hook(self, ctx, st)
         if st.raw:
@@ -317,6 +340,7 @@ class Evaluator:
         :meth:`evaluate`, without the years, the cycle and the verdict (a
         fraction of the work, for pricing records as they are entered)."""
         _check_unique(records)
+        records = self.in_policy_words(records)
         cycle_start, cycle_end = self.cycle_for(as_of.year)
         ctx = Context(self.policy, teacher, cycle_start, cycle_end)
         partial, start_year = self._start(ctx, [])
@@ -331,6 +355,7 @@ class Evaluator:
         steps: list[Step] = []
         warnings: list[str] = []
         _check_unique(records)
+        records = self.in_policy_words(records)
         for opt in p.options:
             chosen = self.options[opt.id]
             steps.append(Step("option", f"选项“{opt.label}”取“{opt.choices[chosen]}”"
