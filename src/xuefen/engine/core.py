@@ -114,6 +114,8 @@ class RecordResult:
     lines: list[Line]
     steps: list[Step]
     gate_passed: bool = True
+    # the facts a conversion needed and the record lacks (学时, 天数, 认定学分 …)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def explanation(self) -> str:

@@ -263,7 +263,7 @@ class Evaluator:
         total = sum((ln.credits for ln in st.lines if not ln.excluded), ZERO)
         category_name = st.lines[0].category if st.lines else None
         return RecordResult(record.id, st.year, total, category_name, st.lines, st.steps,
-                            gate_passed=st.failed_gate is None)
+                            gate_passed=st.failed_gate is None, missing=st.missing)
 
     # -- scopes
 

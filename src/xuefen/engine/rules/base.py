@@ -39,6 +39,7 @@ class RecordState:
     raw: dict[int, Decimal] = field(default_factory=dict)
     anchors: dict[int, Step] = field(default_factory=dict)
     failed_gate: Gate | None = None
+    missing: list[str] = field(default_factory=list)  # facts a conversion needed and the record lacks
 
 
 @dataclass(slots=True)

@@ -80,6 +80,22 @@ def convert(credits: Credits, record: Record) -> tuple[Decimal | None, Callable[
     raise AssertionError("schema guarantees one method")
 
 
+def missing_fact(credits: Credits, record: Record) -> str:
+    """The fact a method found missing (when :func:`convert` gave None)."""
+    if credits.hour_based and record.hours is None and not (credits.day_hours is not None and record.days is not None):
+        return FIELD_NAMES["hours"] if credits.day_hours is None else "学时（或天数）"
+    if credits.per_day is not None:
+        return FIELD_NAMES["days"]
+    if credits.per_topic is not None:
+        return FIELD_NAMES["topics"]
+    if credits.preset:
+        return FIELD_NAMES["credits"]
+    if credits.bands is not None:
+        return FIELD_NAMES.get(credits.bands.field, credits.bands.field)
+    assert credits.by is not None
+    return FIELD_NAMES.get(credits.by.field, credits.by.field)
+
+
 def _said(text: str) -> Callable[[], str]:
     return lambda: text
 
@@ -123,6 +139,7 @@ def apply(ev: Evaluator, ctx: Context, st: RecordState) -> None:
         if value is None:
             step = Step("conversion", _pending(head, conversion.label, text), rule=conversion.id, cite=cite,
                         record=record.id)
+            st.missing.append(missing_fact(out.credits, record))
         else:
             into = f"{category}·{theme}" if theme else category
             step = Step("conversion", _converted(head, conversion.label, text, into), rule=conversion.id, cite=cite,
