@@ -6,12 +6,12 @@
     python benchmarks/bench_scale.py --write-doc             # also replace the table in docs/performance.md
 
 For each policy (永吉, 山东) and size, the synthetic province is generated once
-(``xuefen.batch.generate``, cached under ``var/bench``) and then each method
+(``benchmarks.generate``, cached under ``var/bench``) and then each method
 runs in its own subprocess, so wall time and peak RSS (``os.wait4`` rusage of
 that child) belong to that method alone:
 
 * ``batch``  — ``xuefen.batch.evaluate_parquet`` (skipped while it does not exist);
-* ``duckdb`` — the hand-written SQL baseline (``xuefen.batch.baselines``);
+* ``duckdb`` — the hand-written SQL baseline (``benchmarks.baselines``);
 * ``python`` — the hand-written Python loop baseline;
 * ``engine`` — the per-teacher engine (``Evaluator.evaluate``) over every teacher,
   parsing each row through ``xuefen.model`` as a file reader would; the
@@ -41,6 +41,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# the generator and the baselines live beside this script, in the `benchmarks`
+# package of the source checkout, not in the shipped xuefen package
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "performance.md"
 BEGIN = "<!-- bench_scale:begin (written by benchmarks/bench_scale.py --write-doc) -->"
 END = "<!-- bench_scale:end -->"
@@ -87,11 +91,11 @@ def worker(method: str, policy: str, path: str, as_of: dt.date, out: str) -> int
             return SKIPPED
         _write_verdicts(evaluate_parquet(policy, path, as_of), out)
     elif method == "duckdb":
-        from xuefen.batch.baselines import duckdb_sql
+        from benchmarks.baselines import duckdb_sql
 
         _write_verdicts(duckdb_sql(policy, path, as_of), out)
     elif method == "python":
-        from xuefen.batch.baselines import python_loop
+        from benchmarks.baselines import python_loop
 
         _write_verdicts(python_loop(policy, path, as_of), out)
     elif method == "engine":
@@ -123,14 +127,14 @@ def _evaluator(policy: str) -> Any:
 
 def _parsed(policy: str, path: str, limit: int | None = None) -> Any:
     """Teachers and records parsed through the interchange model, as a reader would."""
-    from xuefen.batch.generate import iter_parsed
+    from benchmarks.generate import iter_parsed
 
     return iter_parsed(path, limit=limit)
 
 
 def single(policy: str, runs: int, out: str) -> int:
     """One teacher, 200 records, through the per-teacher engine."""
-    from xuefen.batch.generate import generate
+    from benchmarks.generate import generate
 
     as_of = dt.date(POLICIES[policy], 12, 31)
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,13 +213,13 @@ def run_child(args: list[str], timeout: float) -> dict[str, Any]:
 
 
 def ensure_data(policy: str, n: int, r: int, seed: int, cache: Path, timeout: float) -> tuple[Path, dict[str, Any]]:
-    from xuefen.batch.generate import GENERATOR_VERSION
+    from benchmarks.generate import GENERATOR_VERSION
 
     path = cache / f"{policy}-{size_label(n)}x{r}-s{seed}-g{GENERATOR_VERSION}.parquet"
     if path.exists():
         return path, {"status": "cached"}
     cache.mkdir(parents=True, exist_ok=True)
-    res = run_child([sys.executable, "-m", "xuefen.batch.generate", "--teachers", str(n), "--records", str(r),
+    res = run_child([sys.executable, "-m", "benchmarks.generate", "--teachers", str(n), "--records", str(r),
                      "--policy", policy, "--as-of-year", str(POLICIES[policy]), "--seed", str(seed), "--quiet",
                      "-o", str(path)], timeout)
     if res["status"] != "ok":
@@ -365,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         if gen_lines:
-            text += ["Generating the data (`python -m xuefen.batch.generate`, snappy Parquet, row groups of 1M rows):",
+            text += ["Generating the data (`python -m benchmarks.generate`, snappy Parquet, row groups of 1M rows):",
                      "", fmt_row(["policy", "teachers", "rows", "wall s", "CPU s", "peak RSS MB", "file MB"]),
                      "|---|---:|---:|---:|---:|---:|---:|", *gen_lines, ""]
         if single_lines:

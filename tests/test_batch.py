@@ -67,6 +67,10 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
     as_of = as_of_for(policy)
     cats = [c.id for c in policy.categories] + [a for c in policy.categories for a in c.aliases]
     themes = [t for c in policy.categories for t in c.themes]
+    # a sub-type written as the category (朝阳 附件3 第八条), now and then: the
+    # batch routes those teachers to the engine (rarely, so that most teachers
+    # still exercise the batch and SQL paths)
+    words = [s for c in policy.categories for s in c.subtypes]
 
     def pick(field: str) -> Any:
         pool = list(hints.get(field, []))
@@ -99,7 +103,8 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
                 "absent_hours": draw(st.one_of(st.none(), st.decimals(0, 20, places=1))),
                 "topics": draw(st.one_of(st.none(), st.integers(0, 6))),
                 "words": draw(st.one_of(st.none(), st.integers(500, 1500))),
-                "category": draw(st.one_of(st.none(), st.sampled_from(cats))) if cats else None,
+                "category": (draw(st.sampled_from(words)) if words and draw(st.integers(0, 29)) == 0
+                             else draw(st.one_of(st.none(), st.sampled_from(cats))) if cats else None),
                 "theme": (draw(st.one_of(st.none(), st.sampled_from(themes + hints.get("theme", []))))
                           if themes or hints.get("theme") else None),
             }
@@ -219,8 +224,8 @@ def case_populations(policy_id: str) -> Iterator[tuple[Any, list[tuple[Teacher, 
     """(case, its one teacher with her records) for every case of the
     policy's case file that a batch can take: default options, no expected
     error, records that parse."""
+    from xuefen.engine.cases import cases_path, load_cases
     from xuefen.model import parse_record, parse_teacher
-    from xuefen.policy.cases import cases_path, load_cases
     from xuefen.policy.loader import default_policy_dir
 
     _, cases = load_cases(cases_path(default_policy_dir(), policy_id))

@@ -12,8 +12,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.generate import generate
 from xuefen.batch import evaluate_frame
-from xuefen.batch.generate import generate
 from xuefen.batch.parquet import evaluate_parquet
 from xuefen.policy.loader import default_registry
 
@@ -79,7 +79,7 @@ def test_output_file_and_worker_errors(tmp_path: Path) -> None:
 def test_generated_province_equals_the_per_teacher_engine(tmp_path: Path, policy_id: str, year: int) -> None:
     """The benchmark's data, small: the Parquet path on two workers against the
     engine, teacher by teacher, each row parsed as a file reader would."""
-    from xuefen.batch.generate import iter_parsed
+    from benchmarks.generate import iter_parsed
     from xuefen.engine.evaluate import Evaluator
 
     src = generate(150, 40, policy_id, year, seed=9, out_path=tmp_path / "p.parquet", chunk_teachers=50)

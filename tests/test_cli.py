@@ -94,6 +94,37 @@ def test_explain_shows_conversions_and_rules_that_did_not_apply(capsys: pytest.C
     assert "选项“产假/哺乳期年度对五年周期要求的影响”" in out
 
 
+def test_records_in_the_seeds_words_and_a_missing_fact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """朝阳 附件3 第八条: a sub-type written as the category counts at its own
+    rate (第十条 自主选修 20学时1学分); a record without the hours its rate
+    needs is named in the explanation and in the plan, with the fact to add."""
+    doc = {"teacher": {"id": "T1", "stage": "小学"},
+           "records": [{"id": "e1", "year": 2018, "category": "专业选修", "result": "合格"},
+                       {"id": "e2", "year": 2018, "category": "自主选修", "hours": 40}]}
+    path = tmp_path / "teacher.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    _, out, _ = run(capsys, "evaluate", "--policy", "chaoyang-2016", str(path), "--as-of", "2019-12-31",
+                       "--format", "json")
+    data = json.loads(out, parse_float=Decimal)
+    credits = {r["id"]: r["credits"] for r in data["records"]}
+    assert credits == {"e1": Decimal("0"), "e2": Decimal("2")}
+    _, out, _ = run(capsys, "explain", "--policy", "chaoyang-2016", str(path), "--as-of", "2019-12-31")
+    assert "缺少学时，无法换算" in out and "按本政策的说法读作选修·自主选修" in out
+    _, out, _ = run(capsys, "plan", "--policy", "chaoyang-2016", str(path), "--as-of", "2019-12-31", "--format", "json")
+    assert json.loads(out)["incomplete"] == [{"record": "e1", "year": 2018, "missing": "学时"}]
+    _, out, _ = run(capsys, "plan", "--policy", "chaoyang-2016", str(path), "--as-of", "2019-12-31")
+    assert "记录 e1（2018年）缺少学时：补填后才能计算学分" in out
+
+
+def test_a_category_the_policy_does_not_know_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "roster.csv"
+    path.write_text("教师编号,姓名,记录编号,登记年度,培训项目名称,学分类别,学时\nT1,张三,r1,2018,项目,选秀,20\n",
+                    encoding="utf-8")
+    code, _, err = run(capsys, "evaluate", "--policy", "chaoyang-2016", str(path), "--as-of", "2020-12-31")
+    assert code == 2
+    assert "roster.csv 第2行 “学分类别”：学分类别“选秀”不属于朝阳区十三五培训实施意见（可用：公共必修" in err
+
+
 def test_plan_converts_the_shortfall_into_hours(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     doc["records"] = [r for r in doc["records"] if r["year"] < 2022]
@@ -140,7 +171,7 @@ def test_batch_output_equals_the_per_teacher_figures(tmp_path: Path, capsys: pyt
 
 
 def test_parquet_population_writes_teachers_and_unit_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xuefen.batch.generate import generate
+    from benchmarks.generate import generate
 
     src = generate(80, 12, "yongji", 2022, seed=2, out_path=tmp_path / "p.parquet", chunk_teachers=40)
     code, out, _ = run(capsys, "evaluate", "--policy", "yongji", str(src), "--as-of", "2022-12-31", "-o",

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.skipif(not _redis_up(), reason="Redis is not reachable 
 
 
 def test_two_workers_equal_one_process(tmp_path: Path) -> None:
+    from benchmarks.generate import generate
     from xuefen.batch import evaluate_frame
-    from xuefen.batch.generate import generate
     from xuefen.policy.loader import default_registry
 
     path = tmp_path / "province.parquet"

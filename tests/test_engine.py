@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from xuefen.engine.cases import cases_path, load_cases
 from xuefen.engine.evaluate import Evaluator, evaluate
 from xuefen.errors import PolicyError, Problem
 from xuefen.model import Leave, Record, Teacher, parse_record, parse_teacher
-from xuefen.policy.cases import cases_path, load_cases
 from xuefen.policy.loader import (
     check_versions,
     default_policy_dir,

@@ -1,4 +1,4 @@
-"""The synthetic province generator (xuefen.batch.generate)."""
+"""The synthetic province generator (benchmarks.generate)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.generate import SCHEMA, generate, iter_ledgers
 from xuefen import vocab
-from xuefen.batch.generate import SCHEMA, generate, iter_ledgers
 from xuefen.errors import Problem
 from xuefen.model import parse_record, parse_teacher
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xuefen.policy.cases import cases_path, coverage_gaps, load_cases, run_case
+from xuefen.engine.cases import cases_path, coverage_gaps, load_cases, run_case
 from xuefen.policy.citations import check_policy, seeds_dir
 from xuefen.policy.loader import Registry, check_versions, default_policy_dir, load_directory
 

@@ -76,8 +76,8 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
+    from xuefen.engine.show import show_text
     from xuefen.policy.loader import default_registry
-    from xuefen.policy.show import show_text
 
     policy = default_registry().get(args.id)
     print(show_text(policy), end="")
@@ -85,7 +85,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
-    from xuefen.policy.cases import cases_path, coverage_gaps, load_cases, run_case
+    from xuefen.engine.cases import cases_path, coverage_gaps, load_cases, run_case
     from xuefen.policy.loader import default_policy_dir, default_registry
 
     reg = default_registry()
@@ -118,8 +118,27 @@ def _evaluate_all(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
     policy, as_of = _pick(args)
     evaluator = Evaluator(policy, _options(args.option))
-    results = [evaluator.evaluate(lg.teacher, lg.records, as_of) for lg in _ledgers(args)]
+    ledgers = _ledgers(args)
+    _check_words(policy, ledgers, args.file)
+    results = [evaluator.evaluate(lg.teacher, lg.records, as_of) for lg in ledgers]
     return policy, results
+
+
+def _check_words(policy: Any, ledgers: list[Any], file: str) -> None:
+    """A category or theme the policy does not know is bad input (exit 2),
+    every one named with its cell, before anything is evaluated."""
+    from xuefen.engine.words import unknown_words
+    from xuefen.errors import InputError, Problem
+
+    name = Path(file).name
+    problems: list[Problem] = []
+    for lg in ledgers:
+        def where(record: Any, key: str, message: str, lg: Any = lg) -> Problem:
+            locate = lg.where.get(record.id)
+            return locate(key, message) if locate else Problem(message, file=name, column=key)
+        problems += unknown_words(policy, lg.records, where)
+    if problems:
+        raise InputError(problems)
 
 
 def cmd_evaluate_batch(args: argparse.Namespace) -> int:
@@ -152,10 +171,10 @@ def cmd_evaluate_batch(args: argparse.Namespace) -> int:
             teachers.write_parquet(args.output)
     import polars as pl
 
-    from xuefen.batch.evaluate import _unit_rates
+    from xuefen.batch.evaluate import unit_rates
 
     passed = int(teachers.get_column("passed").sum())
-    units = _unit_rates(teachers) if teachers.height else pl.DataFrame()
+    units = unit_rates(teachers) if teachers.height else pl.DataFrame()
     units_path = None
     if args.output and units.height:
         out = Path(args.output)

@@ -305,3 +305,6 @@ class Ledger:
 
     teacher: Teacher
     records: list[Record] = field(default_factory=list)
+    # record id -> where its fields were read (file, row or JSON path, column):
+    # a check after reading names the cell, as the readers do
+    where: dict[str, Callable[[str, str], Problem]] = field(default_factory=dict, compare=False, repr=False)

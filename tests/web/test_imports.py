@@ -175,9 +175,18 @@ def reader_problems_and_platform_problems(w: World) -> Any:
         (3, "形式", "不是可识别的取值"), (4, "教师编号", "不存在")]
 
 
+def category_the_policy_does_not_know(w: World) -> Any:
+    # alice's school is bound to 永吉 (东区): a category it does not name is
+    # refused with the accepted values, never stored as 0 credits
+    rows = [[*GOOD[0], "选秀"], [*GOOD[1], ""]]
+    return "ivan", "inst", "名册.csv", csv_bytes(rows, [*HEADER, "学分类别"]), [
+        (2, "学分类别", "学分类别“选秀”不属于")]
+
+
 CASES: list[Case] = [unknown_teacher, outside_scope, bad_id_number, mangled_xlsx, mangled_csv, undecodable, utf16,
                      duplicate_rows, duplicate_of_stored, hours_above_course_column, course_hours_disagree,
-                     too_many_excellent, wrong_name, reader_problems_and_platform_problems]
+                     too_many_excellent, wrong_name, reader_problems_and_platform_problems,
+                     category_the_policy_does_not_know]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])

@@ -134,7 +134,9 @@ def test_every_policy_is_translated() -> None:
     assert TRANSLATED == POLICIES
 
 
-@pytest.mark.django_db
+# autocommit: each case's TEMP tables are dropped and made again, and inside one
+# transaction their locks would add up past max_locks_per_transaction
+@pytest.mark.django_db(transaction=True)
 def test_policy_cases_through_sql() -> None:
     """Every teacher of every case file of a translated policy (teachers
     built to hit each article), SQL against the engine."""

@@ -17,7 +17,7 @@ handful of small integers instead:
 * decimals are read as their unscaled integers (thousandths), never as floats.
 
 The lines it produces are the same arrays the general path hands to
-``_stage2`` (caps, transfers, minimums, verdicts), which both paths share.
+``stage2`` (caps, transfers, minimums, verdicts), which both paths share.
 Where a chunk needs something this path does not do — numeric conditions,
 decimals finer than thousandths, record ids missing, teachers not contiguous —
 it returns ``None`` and the caller uses the general path for that chunk;
@@ -45,31 +45,24 @@ from xuefen.errors import InputError, Problem
 from xuefen.policy.schema import Ops, Target
 
 from . import kernels
-from .evaluate import (
-    _NUMERIC,
+from .compile import (
     CONST,
     CREDITS,
     DAYS,
     DECIMAL_FIELDS,
     HOURS,
     HOURS_OR_DAYS,
+    NUMERIC_FACTS,
     TEACHER_COLUMNS,
     TOPICS,
     UNIT_COLUMNS,
-    _coefficient,
-    _Compiled,
-    _evaluate_chunk,
-    _kind,
-    _max_outputs,
-    _milli_target_masks,
-    _record_exprs,
-    _record_matches,
-    _slot_exprs,
-    _stage2,
-    canonicalise,
+    CompiledPolicy,
     fact_column,
-    parse_leaves,
+    kind_of,
 )
+from .evaluate import evaluate_chunk
+from .stage1 import canonicalise, coefficient, max_outputs, parse_leaves, record_exprs, record_matches, slot_exprs
+from .stage2 import stage2, target_mask_specs
 
 # Combination ids are renumbered over the combinations present whenever the
 # next column would take their range past this many; each renumbering costs
@@ -79,7 +72,7 @@ DENSE_LIMIT = 1 << 16
 
 
 @dataclass
-class _Codes:
+class Codes:
     codes: np.ndarray  # a small integer per row (any integer dtype)
     values: list[Any]  # the value each code stands for (None for null)
     dtype: Any  # Polars dtype of the values, for the combination frame
@@ -132,7 +125,7 @@ def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
             pass
 
 
-def _match_columns(match: dict[str, Any] | None) -> set[str]:
+def match_columns(match: dict[str, Any] | None) -> set[str]:
     """The input columns a teacher condition (``applies_to``) reads."""
     cols = {fact_column(key) for key in match or {}}
     return {"category" if c == "__category_id" else c for c in cols if c is not None}
@@ -142,17 +135,17 @@ class Plan:
     """What the fast path needs of one compiled policy: the columns its
     conditions read and the quantities its conversions use."""
 
-    def __init__(self, comp: _Compiled) -> None:
+    def __init__(self, comp: CompiledPolicy) -> None:
         self.comp = comp
         ev = comp.ev
-        self.targets = _milli_target_masks(comp)
+        self.targets = target_mask_specs(comp)
         # numeric facts become codes too: the interval they fall in between the
         # numbers the policy compares them with (see _numeric_codes)
         cols: set[str] = set()
         self.numeric_keys: dict[str, set[Fraction]] = {}
         numeric = any(g.max_absence_share for g in ev.gates)  # a ratio of two facts: the general path
-        route_matches = [c.when for c in ev.completions] + [p.when for p in ev.penalties]
-        matches = [*_record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
+        route_matches = comp.route_matches
+        matches = [*record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
         for m in matches:
             for key, expected in (m or {}).items():
                 col = fact_column(key)
@@ -163,14 +156,14 @@ class Plan:
                 else:
                     cols.add(col)
         for c in ev.conversions:
-            for out in ev._outputs[c.id]:
+            for out in ev.outputs[c.id]:
                 if out.category == "@record":
                     cols.add("__category_id")
                 cr = out.credits
                 if cr.bands is not None:
                     numeric = True
                 if cr.by is not None:
-                    if cr.by.field in _NUMERIC:
+                    if cr.by.field in NUMERIC_FACTS:
                         scale = 1000 if cr.by.field in DECIMAL_FIELDS else 1
                         keys = self.numeric_keys.setdefault(cr.by.field, set())
                         for key in cr.by.values:
@@ -181,12 +174,12 @@ class Plan:
         self.numeric = numeric
         self.numeric_cols = sorted(self.numeric_keys)
         self.route_matches = route_matches
-        self.max_outputs = _max_outputs(comp)
+        self.max_outputs = max_outputs(comp)
         kinds: set[int] = set()
         for c in ev.conversions:
-            for out in ev._outputs[c.id]:
+            for out in ev.outputs[c.id]:
                 if out.credits.bands is None:  # bands are numeric: the general path
-                    kinds.add(_coefficient(comp, out.credits)[0])
+                    kinds.add(coefficient(comp, out.credits)[0])
         self.kinds = kinds
         self.needs_credits = CREDITS in kinds or any(g.otherwise == "preset" for g in ev.gates)
         # leave minimums on themes or record matches are routed, as in the general path
@@ -200,7 +193,7 @@ class Plan:
         self._size = 0
         self._lock = threading.Lock()
 
-    def tables(self, names: list[str], cols: list[_Codes], present: np.ndarray,
+    def tables(self, names: list[str], cols: list[Codes], present: np.ndarray,
                strides: list[int]) -> dict[str, np.ndarray]:
         """The rule tables for the present combinations of one chunk.  Each
         combination of values is evaluated once per run, whichever chunk
@@ -223,7 +216,7 @@ class Plan:
                     [()] * len(missing)
                 new = [i for i, key in enumerate(keys) if key not in self._known]
                 if new:
-                    fresh = _tables(self, names, cols, present[missing[np.asarray(new, dtype=np.int64)]], strides)
+                    fresh = decision_tables(self, names, cols, present[missing[np.asarray(new, dtype=np.int64)]], strides)
                     for j, i in enumerate(new):
                         self._known[keys[i]] = self._size + j
                     self._size += len(new)
@@ -244,7 +237,7 @@ class Plan:
             want.add("leaves")
         applies: list[Any] = [*ev.minimums, *ev.waives, *ev.transfers, *ev.partials]
         for rule in applies:
-            want |= _match_columns(rule.applies_to)
+            want |= match_columns(rule.applies_to)
         want |= {"category" if c == "__category_id" else c for c in self.key_cols}
         want |= set(self.numeric_cols)
         want |= {a.field for a in self.comp.ev.attributions}
@@ -309,9 +302,9 @@ def _raw_indices(arr: pa.DictionaryArray) -> np.ndarray:
     return raw
 
 
-def _nullable_codes(arr: pa.DictionaryArray, values: list[Any], dtype: Any) -> _Codes:
+def _nullable_codes(arr: pa.DictionaryArray, values: list[Any], dtype: Any) -> Codes:
     """Codes that read the null rows off the validity bitmap when used."""
-    return _Codes(_raw_indices(arr), values, dtype, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset,
+    return Codes(_raw_indices(arr), values, dtype, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset,
                   len(arr.dictionary))
 
 
@@ -338,18 +331,18 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return valid
 
 
-def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
-           row_offset: int | None = None) -> _Codes | None:
+def _codes(table: pa.Table, name: str, comp: CompiledPolicy, problems: list[Problem],
+           row_offset: int | None = None) -> Codes | None:
     source = "category" if name == "__category_id" else name
     n = table.num_rows
     if source not in table.column_names:
-        kind = _kind(source)
+        kind = kind_of(source)
         dtype = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
-        return _Codes(np.zeros(n, dtype=np.int64), [None], dtype)
+        return Codes(np.zeros(n, dtype=np.int64), [None], dtype)
     arr = _column(table, source)
-    kind = _kind(source)
+    kind = kind_of(source)
     if pa.types.is_null(arr.type):
-        return _Codes(np.zeros(n, dtype=np.int64), [None], pl.Boolean if kind == "bool" else
+        return Codes(np.zeros(n, dtype=np.int64), [None], pl.Boolean if kind == "bool" else
                       pl.Int64 if kind == "int" else pl.Utf8)
     if kind == "bool":
         if not pa.types.is_boolean(arr.type):
@@ -360,26 +353,26 @@ def _codes(table: pa.Table, name: str, comp: _Compiled, problems: list[Problem],
             validity = np.frombuffer(arr.buffers()[0], dtype=np.uint8) if has_nulls else np.zeros(1, dtype=np.uint8)
             kernels.bool_codes(np.frombuffer(arr.buffers()[1], dtype=np.uint8), arr.offset, validity, arr.offset,
                                has_nulls, codes)
-            return _Codes(codes, [None, False, True], pl.Boolean)
+            return Codes(codes, [None, False, True], pl.Boolean)
         values = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64) + 1
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        return _Codes(np.where(valid, values, 0), [None, False, True], pl.Boolean)
+        return Codes(np.where(valid, values, 0), [None, False, True], pl.Boolean)
     if kind == "int":
         if not pa.types.is_integer(arr.type):
             return None
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
         v = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         if not valid.any():
-            return _Codes(np.zeros(n, dtype=np.int64), [None], pl.Int64)
+            return Codes(np.zeros(n, dtype=np.int64), [None], pl.Int64)
         lo, hi = int(v[valid].min()), int(v[valid].max())
         if hi - lo > 10_000:
             return None
-        return _Codes(np.where(valid, v - lo + 1, 0), [None, *range(lo, hi + 1)], pl.Int64)
+        return Codes(np.where(valid, v - lo + 1, 0), [None, *range(lo, hi + 1)], pl.Int64)
     if not (pa.types.is_dictionary(arr.type) or pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return None
     d = _dictionary(arr)
     raw = d.dictionary.to_pylist()
-    out = _nullable_codes(d, [], pl.Utf8) if kernels.ENABLED and d.null_count else _Codes(_indices(d), [], pl.Utf8)
+    out = _nullable_codes(d, [], pl.Utf8) if kernels.ENABLED and d.null_count else Codes(_indices(d), [], pl.Utf8)
     if source in vocab.ENUMS:
         mapped, unknown = _canonical_terms(source, raw)
         if unknown:
@@ -450,7 +443,7 @@ def _ints(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 
-def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> _Codes | None:
+def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> Codes | None:
     """A numeric fact as the interval it falls in.  Candidates: around every
     threshold t, the integers floor(t)-1 … ceil(t)+1; a value's code is the
     largest candidate not above it.  No threshold lies strictly between a
@@ -466,7 +459,7 @@ def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> _Co
     else:
         values, null = _ints(table, name)
     if not thresholds:  # only presence is tested: present or not
-        return _Codes(np.where(null, 0, 1).astype(np.int64), [None, 0], pl.Int64)
+        return Codes(np.where(null, 0, 1).astype(np.int64), [None, 0], pl.Int64)
     cand: set[int] = {0}
     for t in thresholds:
         lo, hi = math.floor(t), math.ceil(t)
@@ -475,12 +468,12 @@ def _numeric_codes(table: pa.Table, name: str, thresholds: set[Fraction]) -> _Co
     codes = np.searchsorted(points, values, side="right") + 1  # 1: below every candidate
     codes[null] = 0
     stand_in = [None, int(points[0]) - 1, *(int(p) for p in points)]
-    return _Codes(codes.astype(np.int64), stand_in, pl.Int64)
+    return Codes(codes.astype(np.int64), stand_in, pl.Int64)
 
 # ---------------------------------------------------------------- lookup tables
 
 
-def _combinations(cols: list[_Codes]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+def _combinations(cols: list[Codes]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
     """(combination index per row, present combination ids, strides)."""
     cards = [len(c.values) for c in cols]
     total = math.prod(cards)
@@ -532,7 +525,7 @@ def _compact(ids: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     index[values] = np.arange(len(values))
     return index[ids], len(values)
 
-def _tables(plan: Plan, names: list[str], cols: list[_Codes], present: np.ndarray,
+def decision_tables(plan: Plan, names: list[str], cols: list[Codes], present: np.ndarray,
             strides: list[int]) -> dict[str, np.ndarray]:
     """The rule decisions per present combination, as NumPy lookup tables."""
     comp = plan.comp
@@ -541,7 +534,7 @@ def _tables(plan: Plan, names: list[str], cols: list[_Codes], present: np.ndarra
         code = (present // stride) % len(col.values)
         data[name] = pl.Series(name, [col.values[c] for c in code.tolist()], dtype=col.dtype)
     frame = pl.DataFrame(data) if data else pl.DataFrame({"__dummy": np.zeros(len(present))})
-    frame = frame.with_columns(_record_exprs(comp, plan.targets)).with_columns(_slot_exprs(comp))
+    frame = frame.with_columns(record_exprs(comp, plan.targets)).with_columns(slot_exprs(comp))
     extra = []
     if plan.route_matches:
         extra.append(pl.any_horizontal([comp.match(m) for m in plan.route_matches]).alias("__route"))
@@ -605,7 +598,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
     n_t = len(starts)
 
     problems: list[Problem] = []
-    cols: list[_Codes] = []
+    cols: list[Codes] = []
     for name in plan.key_cols:
         c = _codes(table, name, comp, problems, row_offset)
         if c is None:
@@ -680,7 +673,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         keep_t = ~route_t
         rows = np.flatnonzero(keep_t[t])
         routed_rows = np.flatnonzero(route_t[t])
-        routed = _evaluate_chunk(comp, canonicalise(_as_polars(table.take(pa.array(routed_rows)))))
+        routed = evaluate_chunk(comp, canonicalise(_as_polars(table.take(pa.array(routed_rows)))))
         renumber = np.cumsum(keep_t) - 1
         t = renumber[t[rows]]
         cidx, attributed, rank = cidx[rows], attributed[rows], rank[rows]
@@ -727,7 +720,7 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
     def theme() -> pl.Series:
         return pl.Series("__theme", themes(), dtype=pl.Utf8)
 
-    out, years_df = _stage2(comp, teachers, lines, mcols, theme, with_years)
+    out, years_df = stage2(comp, teachers, lines, mcols, theme, with_years)
     if routed is not None:
         out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
@@ -744,7 +737,7 @@ def _teacher_frame(table: pa.Table, starts: np.ndarray, row_offset: int | None) 
     arrays: list[pa.Array] = []
     problems: list[Problem] = []
     for col in names:
-        kind = _kind(col)
+        kind = kind_of(col)
         if col not in table.column_names or pa.types.is_null(table.schema.field(col).type):
             arrays.append(pa.nulls(len(starts), pa.int64() if kind == "int" else pa.bool_() if kind == "bool"
                                    else pa.string()))

@@ -78,10 +78,10 @@ DONE = "done"  # what a worker prints once its results are written
 def _open(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None) -> tuple[Plan, pq.ParquetFile,
                                                                                                list[str]]:
     from xuefen.batch.columnar import Plan
-    from xuefen.batch.evaluate import _Compiled
+    from xuefen.batch.compile import CompiledPolicy
     from xuefen.policy.loader import default_registry
 
-    plan = Plan(_Compiled(default_registry().get(policy_id), options, as_of))
+    plan = Plan(CompiledPolicy(default_registry().get(policy_id), options, as_of))
     schema = pq.read_schema(path)
     columns = plan.columns(schema.names)
     # teacher and record ids as dictionaries: integers to compare, not
@@ -96,13 +96,14 @@ def _run(plan: Plan, table: pa.Table, row_offset: int | None = None) -> pl.DataF
     import polars as pl
 
     from xuefen.batch.columnar import evaluate_table
-    from xuefen.batch.evaluate import _evaluate_chunk, canonicalise
+    from xuefen.batch.evaluate import evaluate_chunk
+    from xuefen.batch.stage1 import canonicalise
 
     done = evaluate_table(plan, table, with_years=False, row_offset=row_offset)
     if done is None:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        done = _evaluate_chunk(plan.comp, canonicalise(frame))
+        done = evaluate_chunk(plan.comp, canonicalise(frame))
     return done[0]
 
 

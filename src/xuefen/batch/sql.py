@@ -9,12 +9,12 @@ split where the work is:
   facts and the interval each numeric fact falls in between the numbers the
   policy compares it with.  ``SELECT DISTINCT`` of those keys (a few hundred
   rows for a province) is decided by the general path's own Polars
-  expressions (``columnar._tables``), and the decision table is loaded into a
+  expressions (``columnar.decision_tables``), and the decision table is loaded into a
   TEMP table; the teachers' ``applies_to`` conditions likewise, once per
   combination of teacher facts.
 * **Per record, in SQL:** a join to the decision table and integer arithmetic,
   ``credits × 1000 = floor((2·q·num + den) / (2·den))`` in exact integers.
-* **Stage 2, in SQL,** mirroring ``_stage2``/``_scope``/``_apply_cap``/``_measure``:
+* **Stage 2, in SQL,** mirroring :mod:`.stage2` (``stage2``, its scopes, caps and measures):
   caps as running sums in the canonical order (teacher, year, record id,
   output) with window functions, clipped; share-of-total caps;
   ``highest_only``; year caps carrying into the cycle; transfers reserving the
@@ -66,8 +66,8 @@ from xuefen import vocab
 from xuefen.errors import InputError, Problem
 from xuefen.policy.schema import Minimum, Policy, Target
 
-from .columnar import Plan, _Codes, _match_columns, _tables
-from .evaluate import (
+from .columnar import Codes, Plan, decision_tables, match_columns
+from .compile import (
     CONST,
     CREDITS,
     DAYS,
@@ -76,13 +76,12 @@ from .evaluate import (
     HOURS_OR_DAYS,
     TEACHER_COLUMNS,
     TOPICS,
-    _coefficient,
-    _Compiled,
-    _kind,
-    _leave_minimums,
-    _milli_of,
-    _record_exprs,
+    CompiledPolicy,
+    kind_of,
+    milli_of,
 )
+from .stage1 import coefficient, record_exprs
+from .stage2 import leave_minimums
 
 __all__ = ["NotTranslatable", "SqlResult", "evaluate_sql", "fetch", "release", "untranslatable"]
 
@@ -109,7 +108,7 @@ class SqlResult:
 
 def untranslatable(policy: Policy, options: dict[str, str] | None, as_of: dt.date) -> str | None:
     """Why this policy cannot be evaluated in SQL (None: it can)."""
-    return _why_not(Plan(_Compiled(policy, options, as_of)))
+    return _why_not(Plan(CompiledPolicy(policy, options, as_of)))
 
 
 def _why_not(plan: Plan) -> str | None:
@@ -119,7 +118,7 @@ def _why_not(plan: Plan) -> str | None:
     comp = plan.comp
     applies: list[Any] = [*comp.ev.minimums, *comp.ev.waives, *comp.ev.transfers, *comp.ev.partials]
     for rule in applies:
-        for col in _match_columns(rule.applies_to):
+        for col in match_columns(rule.applies_to):
             if col not in TEACHER_COLUMNS:
                 return f"适用条件读取 {col}，尚无 SQL 译法"
     for cap in comp.ev.caps:
@@ -206,7 +205,7 @@ def _typed(text: str | None, kind: str) -> Any:
     return text
 
 
-def _canonical(name: str, values: list[Any], comp: _Compiled) -> list[Any]:
+def _canonical(name: str, values: list[Any], comp: CompiledPolicy) -> list[Any]:
     """Vocabulary variants to canonical terms (an unknown term is an error,
     as in the batch evaluator); categories to their ids."""
     if name == "__category_id":
@@ -226,14 +225,14 @@ def _canonical(name: str, values: list[Any], comp: _Compiled) -> list[Any]:
     return out
 
 
-def _codes(name: str, kind: str, texts: list[str | None], comp: _Compiled) -> tuple[_Codes, np.ndarray]:
+def _codes(name: str, kind: str, texts: list[str | None], comp: CompiledPolicy) -> tuple[Codes, np.ndarray]:
     """One key column of the distinct rows as the columnar path's codes."""
     values = _canonical(name, [_typed(t, kind) for t in texts], comp)
     distinct: dict[Any, int] = {}
     codes = np.array([distinct.setdefault((type(v).__name__, v), len(distinct)) for v in values], dtype=np.int64)
     stand_in = [v for _, v in distinct]
     dtype = pl.Int64 if kind == "int" else pl.Boolean if kind == "bool" else pl.Utf8
-    return _Codes(codes, stand_in or [None], dtype), codes
+    return Codes(codes, stand_in or [None], dtype), codes
 
 
 def _numeric_sql(expr: str, thresholds: set[Fraction]) -> str:
@@ -261,7 +260,7 @@ def evaluate_sql(cursor: Any, policy: Policy, as_of: dt.date, options: dict[str,
     cursor's session (see the module docstring).  Raises
     :class:`NotTranslatable` before touching the database when the policy has
     a rule without an SQL form."""
-    comp = _Compiled(policy, options, as_of)
+    comp = CompiledPolicy(policy, options, as_of)
     plan = Plan(comp)
     why = _why_not(plan)
     if why is not None:
@@ -304,7 +303,7 @@ class _Translation:
         self.last = self.comp.last_year
         self.ncat = len(self.comp.categories)
         self.targets = {name.removeprefix("__m:"): f"m_{i}" for i, (name, _) in enumerate(plan.targets)}
-        self.synthetic = _leave_minimums(self.comp)
+        self.synthetic = leave_minimums(self.comp)
         self.bands: list[tuple[Any, int, list[int]]] = []  # (band table, common denominator, numerators)
 
     def execute(self, teachers: str, records: str, leaves: str) -> SqlResult:
@@ -343,12 +342,12 @@ class _Translation:
             masks.append((f"tr_{j}", tr.applies_to))
         for j, pc in enumerate(ev.partials):
             masks.append((f"pc_{j}", pc.applies_to))
-        cols: list[str] = sorted(set().union(*(_match_columns(a) for _, a in masks)) if masks else set())
+        cols: list[str] = sorted(set().union(*(match_columns(a) for _, a in masks)) if masks else set())
         keys = ", ".join(f"{c}::text AS k{i}" for i, c in enumerate(cols))
         texts = run.rows(f"SELECT DISTINCT {keys} FROM xf_t") if cols else [()]
-        frame = pl.DataFrame({c: pl.Series(c, _canonical(c, [_typed(r[i], _kind(c)) for r in texts], comp),
-                                           dtype=pl.Int64 if _kind(c) == "int" else
-                                           pl.Boolean if _kind(c) == "bool" else pl.Utf8)
+        frame = pl.DataFrame({c: pl.Series(c, _canonical(c, [_typed(r[i], kind_of(c)) for r in texts], comp),
+                                           dtype=pl.Int64 if kind_of(c) == "int" else
+                                           pl.Boolean if kind_of(c) == "bool" else pl.Utf8)
                               for i, c in enumerate(cols)}) if cols else pl.DataFrame({"__dummy": [0]})
         decided = frame.with_columns([comp.teacher_match(a).alias(name) for name, a in masks]) if masks else frame
         table: list[tuple[str, str, list[Any]]] = [
@@ -411,9 +410,9 @@ class _Translation:
             if col == "__category_id":
                 key_exprs.append((col, "r.category", "str"))
             elif col in TEACHER_COLUMNS:
-                key_exprs.append((col, f"t.{col}", _kind(col)))
+                key_exprs.append((col, f"t.{col}", kind_of(col)))
             else:
-                key_exprs.append((col, f"r.{col}", _kind(col)))
+                key_exprs.append((col, f"r.{col}", kind_of(col)))
         for col in plan.numeric_cols:
             expr = f"(r.{col} * 1000)" if col in DECIMAL_FIELDS else f"r.{col}"
             name = f"__{col}_m" if col in DECIMAL_FIELDS else col
@@ -425,7 +424,7 @@ class _Translation:
         n = len(key_exprs)
         distinct = run.rows(f"SELECT DISTINCT {', '.join(f'k{i}' for i in range(n))} FROM xf_r0") if n else [()]
         names = [name for name, _, _ in key_exprs]
-        cols: list[_Codes] = []
+        cols: list[Codes] = []
         strides: list[int] = []
         present = np.zeros(len(distinct), dtype=np.int64)
         stride = 1
@@ -445,7 +444,7 @@ class _Translation:
         elif plan.numeric:
             lut = self._numeric_tables(names, cols, present, strides)
         else:
-            lut = _tables(plan, names, cols, present, strides)
+            lut = decision_tables(plan, names, cols, present, strides)
         m = len(distinct)
         failed = lut["failed"] if m else np.zeros(0, dtype=np.int64)
         combo: list[tuple[str, str, list[Any]]] = [("cid", "integer", list(range(m)))]
@@ -549,9 +548,9 @@ class _Translation:
               CROSS JOIN LATERAL (SELECT ({qty})::numeric AS q, ({den})::numeric AS d) q
               WHERE r.ay BETWEEN {self.cs} AND {self.last} AND r.t NOT IN (SELECT t FROM xf_route)) x""")
 
-    def _numeric_tables(self, names: list[str], cols: list[_Codes], present: np.ndarray,
+    def _numeric_tables(self, names: list[str], cols: list[Codes], present: np.ndarray,
                         strides: list[int]) -> dict[str, np.ndarray]:
-        """``columnar._tables`` for a policy with credit bands or absence
+        """``columnar.decision_tables`` for a policy with credit bands or absence
         shares: the same decisions by the same expressions, except that a
         band's credits and an absence share are left to SQL per record —
         here a band output gets the quantity kind ``_BANDS + b`` and each
@@ -574,7 +573,7 @@ class _Translation:
         for i, g in enumerate(ev.gates):
             extra.append(comp.match(g.when).alias(f"__gw{i}"))
             extra.append((comp.match(g.require) if g.require is not None else pl.lit(True)).alias(f"__gr{i}"))
-        frame = frame.with_columns(_record_exprs(comp, plan.targets)).with_columns(extra)
+        frame = frame.with_columns(record_exprs(comp, plan.targets)).with_columns(extra)
         n = frame.height
 
         def arr(col: str, fill: Any = 0, dtype: Any = np.int64) -> np.ndarray:
@@ -601,7 +600,7 @@ class _Translation:
             theme_rec = np.zeros(n, dtype=bool)
             theme = np.full(n, None, dtype=object)
             for i, c in enumerate(ev.conversions):
-                outs = ev._outputs[c.id]
+                outs = ev.outputs[c.id]
                 rows = np.flatnonzero(conv == i)
                 if len(outs) <= k or not len(rows):
                     continue
@@ -616,7 +615,7 @@ class _Translation:
                     b, common = self._band(o.credits.bands)
                     qk[rows], cn[rows], cd[rows], dn[rows], dd[rows] = _BANDS + b, 1, common, 0, 1
                     continue
-                kind, num_e, den_e, dn_v, dd_v = _coefficient(comp, o.credits)
+                kind, num_e, den_e, dn_v, dd_v = coefficient(comp, o.credits)
                 values = sub.with_columns(num_e.alias("__cn"), den_e.alias("__cd"))
                 qk[rows] = kind
                 cn[rows] = values.get_column("__cn").fill_null(0).to_list()
@@ -781,13 +780,13 @@ class _Translation:
                     applies = f"{base} AND g.y = p.hy AND (g.req OR g.hire_only) AND NOT g.in_leave"
                 else:
                     continue
-                out.append((m, applies, str(_milli_of(m.min))))
+                out.append((m, applies, str(milli_of(m.min))))
             elif m.scope == "cycle":
                 out.append((m, *self._cycle_value(m, base)))
         if scope == "year":
             for li, syns in self.synthetic.items():
                 for syn in syns:
-                    out.append((syn, f"g.in_leave AND g.lidx = {li}", str(_milli_of(syn.min))))
+                    out.append((syn, f"g.in_leave AND g.lidx = {li}", str(milli_of(syn.min))))
         return out
 
     def _cycle_value(self, m: Minimum, applies: str) -> tuple[str, str]:
@@ -795,7 +794,7 @@ class _Translation:
         or replace it, leave years reduce it."""
         ev = self.ev
         ncs = self.comp.policy.cycle.years
-        value = str(_milli_of(m.min))
+        value = str(milli_of(m.min))
         if m.measure != "credits":
             return applies, value
         cases = []
@@ -803,13 +802,13 @@ class _Translation:
             if pc.structure == "total_only":
                 if m.target == "total":
                     assert pc.per_year is not None
-                    cases.append(f"WHEN {i} THEN {_milli_of(pc.per_year)} * p.n_owed")
+                    cases.append(f"WHEN {i} THEN {milli_of(pc.per_year)} * p.n_owed")
                 else:
                     applies = f"{applies} AND p.p_idx <> {i}"
             elif m.target == "total" and pc.per_year is not None:
-                cases.append(f"WHEN {i} THEN {_milli_of(pc.per_year)} * p.n_owed")
+                cases.append(f"WHEN {i} THEN {milli_of(pc.per_year)} * p.n_owed")
             else:
-                base_m = _milli_of(m.min)
+                base_m = milli_of(m.min)
                 cases.append(f"WHEN {i} THEN {_floordiv(f'2 * {base_m} * p.n_owed + {ncs}', str(2 * ncs))}")
         if cases:
             value = f"CASE p.p_idx {' '.join(cases)} ELSE {value} END"
@@ -818,7 +817,7 @@ class _Translation:
             for li, lr in enumerate(ev.leaves):
                 cut = lr.cycle_reduction.get(key)
                 if cut:
-                    value = (f"CASE WHEN p.nl_{li} > 0 THEN greatest(0, ({value}) - {_milli_of(cut)} * p.nl_{li}) "
+                    value = (f"CASE WHEN p.nl_{li} > 0 THEN greatest(0, ({value}) - {milli_of(cut)} * p.nl_{li}) "
                              f"ELSE ({value}) END")
         return applies, value
 
@@ -849,7 +848,7 @@ class _Translation:
             to = comp.cat_index[tr.to]
             for src in tr.from_:
                 si = comp.cat_index[src]
-                reserve = str(_milli_of(tr.above)) if tr.above is not None else mins.get(src, "0")
+                reserve = str(milli_of(tr.above)) if tr.above is not None else mins.get(src, "0")
                 available = f"greatest(0, c_{si} - ({reserve}))"
                 if tr.mode == "overflow":
                     move = available

@@ -231,6 +231,9 @@ def plan(ev: Evaluation) -> dict[str, Any]:
         "status": ev.status,
         "remaining_years": remaining_years,
         "needs": needs,
+        # records a conversion could not price: the fact to add
+        "incomplete": [{"record": rr.id, "year": rr.year, "missing": fact}
+                       for rr in ev.records for fact in dict.fromkeys(rr.missing)],
     }
 
 
@@ -248,11 +251,9 @@ def _ways(ev: Evaluation, category: str | None, missing: Decimal) -> list[dict[s
             c = out.credits
             if c.hours_per_credit is not None:
                 hours = missing * c.hours_per_credit
-            elif c.credits_per_hour is not None:
+            elif c.credits_per_hour:
                 hours = missing / c.credits_per_hour
-            elif c.fixed is not None:
-                if c.fixed <= 0:
-                    continue  # a rule that awards nothing is no way to close a gap (潍坊 fixed 0)
+            elif c.fixed:  # a way that earns 0 (a conversion that records without crediting) is no way
                 items = (missing / c.fixed).to_integral_value(rounding=ROUND_CEILING)
                 ways.append({"rule": rule.id, "label": rule.label, "category": out.category,
                              "items": int(items), "cite": cite_text(p, rule.cites)})
@@ -279,6 +280,8 @@ def plan_text(data: dict[str, Any]) -> str:
                 lines.append(f"    可参加“{way['label']}”约 {way['whole_hours']} 学时")
             else:
                 lines.append(f"    或完成“{way['label']}” {way['items']} 项")
+    for item in data.get("incomplete", []):
+        lines.append(f"· 记录 {item['record']}（{item['year']}年）缺少{item['missing']}：补填后才能计算学分")
     return "\n".join(lines) + "\n"
 
 

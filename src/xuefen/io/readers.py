@@ -151,6 +151,7 @@ def _json_ledger(doc: Any, prefix: str, name: str, problems: list[Problem]) -> L
     else:
         problems.append(Problem("teacher 须为对象", file=name, column=f"{prefix}teacher"))
     records: list[Record] = []
+    located: dict[str, Callable[[str, str], Problem]] = {}
     raw_records = doc.get("records")
     if raw_records is None:
         raw_records = []
@@ -170,11 +171,12 @@ def _json_ledger(doc: Any, prefix: str, name: str, problems: list[Problem]) -> L
         problems += more
         if rec is not None:
             records.append(rec)
+            located[rec.id] = where_r
     problems += _duplicate_ids(records, lambda rid: Problem(f"记录编号 {rid} 重复", file=name,
                                                               column=f"{prefix}records"))
     if teacher is None:
         return None
-    return Ledger(teacher, records)
+    return Ledger(teacher, records, located)
 
 
 def _duplicate_ids(records: Iterable[Record], problem: Callable[[str], Problem]) -> list[Problem]:
@@ -415,6 +417,7 @@ def read_rows(rows: list[list[Any]], name: str) -> list[Ledger]:
     teachers: dict[str, tuple[Teacher, dict[str, int]]] = {}
     records: dict[str, list[Record]] = {}
     record_rows: dict[tuple[str, str], int] = {}
+    located: dict[tuple[str, str], Callable[[str, str], Problem]] = {}
     for n, row in numbered[1:]:
         t_data: dict[str, Any] = {}
         r_data: dict[str, Any] = {}
@@ -482,9 +485,11 @@ def read_rows(rows: list[list[Any]], name: str) -> list[Ledger]:
             continue
         record_rows[key2] = n
         records[teacher.id].append(record)
+        located[key2] = where_r
     if problems:
         raise InputError(problems)
-    return [Ledger(teacher, records[tid]) for tid, (teacher, _) in teachers.items()]
+    return [Ledger(teacher, records[tid], {r.id: located[tid, r.id] for r in records[tid]})
+            for tid, (teacher, _) in teachers.items()]
 
 
 def _mangled(value: Any) -> str | None:

@@ -229,6 +229,20 @@ def _check_category(name: str | None, policy: Policy, where: str, problems: list
         problems.append(f"{where}：未定义的学分类别“{name}”")
 
 
+def _check_words(policy: Policy, problems: list[str]) -> None:
+    """Sub-types and theme aliases name themes of their category, and a
+    sub-type is not also a category's name."""
+    for cat in policy.categories:
+        for name, theme in cat.subtypes.items():
+            if theme not in cat.themes:
+                problems.append(f"类别 {cat.id} 的子类“{name}”指向未定义的主题“{theme}”")
+            if policy.category(name) is not None:
+                problems.append(f"类别 {cat.id} 的子类“{name}”与学分类别同名")
+        for alias, theme in cat.theme_aliases.items():
+            if theme not in cat.themes:
+                problems.append(f"类别 {cat.id} 的主题别名“{alias}”指向未定义的主题“{theme}”")
+
+
 def _check_theme(theme: str | None, policy: Policy, where: str, problems: list[str]) -> None:
     if theme is None or theme == "@record":
         return
@@ -257,6 +271,9 @@ def _cross_check(policy: Policy, data: Any, file: str) -> list[Problem]:
             problems.append(Problem(f"cycle.first_year 引用了未定义的选项 {first.by_option}", file=file))
         elif set(opt.choices) != set(first.values):
             problems.append(Problem(f"cycle.first_year 须为选项 {first.by_option} 的每个取值给出年份", file=file))
+    words: list[str] = []
+    _check_words(policy, words)
+    problems += [Problem(w, file=file) for w in words]
     for index, rule in enumerate(policy.rules):
         found: list[str] = []
         where = f"规则 {rule.id}"

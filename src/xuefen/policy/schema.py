@@ -356,6 +356,15 @@ class Category(Strict):
     name: str | None = None
     aliases: list[str] = []  # record.category values that mean this category
     themes: list[str] = []
+    # a sub-type the policy names inside the category, as a school writes it
+    # in the category column -> the theme it stands for (朝阳 附件3 第八条:
+    # 选修 = 专业选修/专题选修/自主选修/市级教科研活动, each with its own rate)
+    subtypes: dict[str, str] = {}
+    # another spelling of a theme -> the theme
+    theme_aliases: dict[str, str] = {}
+
+    def theme_of(self, written: str) -> str:
+        return self.theme_aliases.get(written, written)
 
 
 class Option(Strict):
@@ -455,6 +464,13 @@ class Policy(Strict):
         for cat in self.categories:
             if name == cat.id or name in cat.aliases:
                 return cat
+        return None
+
+    def subtype(self, name: str) -> tuple[Category, str] | None:
+        """The category and theme a sub-type written as the category stands for."""
+        for cat in self.categories:
+            if name in cat.subtypes:
+                return cat, cat.subtypes[name]
         return None
 
     def option(self, option_id: str) -> Option | None:

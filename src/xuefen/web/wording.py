@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from xuefen.engine.evaluate import Evaluation, Line, RecordResult
+from xuefen.engine.core import Line, RecordResult
+from xuefen.engine.evaluate import Evaluation
 from xuefen.numbers import fmt
 from xuefen.policy.loader import default_registry
 from xuefen.policy.schema import Cap

@@ -491,11 +491,33 @@ def check(org: Org, table: Table, course_hours: Decimal | None = None,
     _check_excellent(org, table, parsed, add)
     _check_locked_years(table, parsed, add)
     _check_training_twins(table, parsed, add)
+    _check_policy_words(ledgers, in_scope, add)
 
     if progress is not None:
         progress(len(table.data_rows))
     problems.sort(key=lambda p: (p.row or 0, table.order.get(p.column or "", -1)))
     return Outcome(problems, [] if problems else planned, len(table.data_rows))
+
+
+def _check_policy_words(ledgers: list[Ledger], in_scope: dict[str, Teacher], add: Callable[[Problem], None]) -> None:
+    """A category or theme that the teacher's policy does not know is bad
+    input, named with its cell and the accepted values — never stored as 0
+    credits or as another category (xuefen.engine.words)."""
+    from xuefen.engine.words import unknown_words
+
+    policies = Policies()
+    policies.prefetch({t.school for t in in_scope.values()})
+    for ledger in ledgers:
+        teacher = in_scope.get(ledger.teacher.id)
+        chosen = policies.for_school(teacher.school) if teacher is not None else None
+        if chosen is None:
+            continue
+
+        def where(record: EngineRecord, key: str, message: str, ledger: Ledger = ledger) -> Problem:
+            return ledger.where[record.id](key, message)
+
+        for p in unknown_words(chosen[0], ledger.records, where):
+            add(p)
 
 
 def _check_course_hours(table: Table, parsed: list[tuple[int, Teacher | None, EngineRecord]],

@@ -18,6 +18,7 @@ from typing import Any
 
 from xuefen.engine.evaluate import Evaluation, Evaluator
 from xuefen.engine.report import as_dict, explain_text
+from xuefen.engine.words import unknown_words
 from xuefen.errors import PolicyError, Problem
 from xuefen.model import Record, parse_record, parse_teacher
 from xuefen.numbers import dec, fmt
@@ -127,6 +128,8 @@ def run_case(policy: Policy, case: Case, file: str = "") -> Outcome:
         problems += more
         if rec is not None:
             records.append(rec)
+    # a category or theme the policy does not know is bad input, as in the readers
+    problems += unknown_words(policy, records, lambda r, key, message: where(f"{r.id}.{key}", message))
     expected_error = case.expect.get("error")
     if problems or teacher is None:
         if expected_error and any(expected_error in str(p) for p in problems):

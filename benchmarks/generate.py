@@ -1,6 +1,6 @@
 """A synthetic province: one flat Parquet file of teachers and their records.
 
-    python -m xuefen.batch.generate --teachers 1000000 --records 100 --policy yongji --seed 1 -o var/bench/p.parquet
+    python -m benchmarks.generate --teachers 1000000 --records 100 --policy yongji --seed 1 -o var/bench/p.parquet
 
 One row per record, the teacher's facts and organisation repeated on each of her
 rows, rows clustered by teacher (sorted by ``teacher_id``, then ``year``, then
@@ -315,7 +315,7 @@ class _Org:
 
 
 def _org(n: int, seed: int) -> _Org:
-    rng = random.Random(seed * 31 + 7)  # noqa: S311 - synthetic data, not security
+    rng = random.Random(seed * 31 + 7)
     ends: list[int] = []
     total = 0
     stages = list(STAGES)
@@ -712,7 +712,7 @@ def iter_parsed(path: str | os.PathLike[str], *, limit: int | None = None) -> It
         yield teacher, records, rows
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m xuefen.batch.generate", description="生成合成的全省教师学分数据（Parquet）")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.generate", description="生成合成的全省教师学分数据（Parquet）")
     ap.add_argument("--teachers", type=int, required=True)
     ap.add_argument("--records", type=int, default=100, help="records per teacher (default 100)")
     ap.add_argument("--policy", required=True)

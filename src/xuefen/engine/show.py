@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xuefen.engine.evaluate import _describe_match, cite_text, cycle_first_year, resolve_options
+from xuefen.engine.evaluate import cite_text, cycle_first_year, describe_match, resolve_options, target_text
 from xuefen.numbers import fmt
 from xuefen.policy.schema import (
     Cap,
@@ -10,7 +10,6 @@ from xuefen.policy.schema import (
     Credits,
     Minimum,
     Policy,
-    Target,
     Transfer,
 )
 
@@ -60,16 +59,6 @@ def credits_text(c: Credits) -> str:
     return text
 
 
-def _target(t: Target | str) -> str:
-    if isinstance(t, str):
-        return "总学分"
-    if t.category:
-        return t.category
-    if t.theme:
-        return f"主题“{t.theme}”"
-    return f"[{_describe_match(t.match or {})}]"
-
-
 def show_text(policy: Policy) -> str:
     p = policy
     eff = f"[{p.effective.from_}, {p.effective.to or '至今'})"
@@ -95,12 +84,12 @@ def show_text(policy: Policy) -> str:
         detail = ""
         if isinstance(r, Conversion):
             parts = [f"{o.category}：{credits_text(o.credits)}" for o in r.all_outputs()]
-            cond = _describe_match(r.when) or "所有记录"
+            cond = describe_match(r.when) or "所有记录"
             detail = f"条件 {cond} → {'；'.join(parts)}"
         elif isinstance(r, Minimum):
             unit = {"hours": "学时", "count": "次"}.get(r.measure, "学分")
             scope = {"year": "每年", "cycle": "每周期", "hire_year": "入职当年"}[r.scope]
-            detail = f"{scope} {_target(r.target)} ≥ {fmt(r.min)}{unit}"
+            detail = f"{scope} {target_text(r.target)} ≥ {fmt(r.min)}{unit}"
         elif isinstance(r, Cap):
             scope = {"year": "每年", "cycle": "每周期"}[r.scope]
             limit = []
@@ -110,7 +99,7 @@ def show_text(policy: Policy) -> str:
                 limit.append(f"≤ 总量的 {r.share_of_total}")
             if r.highest_only:
                 limit.append("只取最高一项")
-            detail = f"{scope} {_target(r.target)} {'，'.join(limit)}"
+            detail = f"{scope} {target_text(r.target)} {'，'.join(limit)}"
         elif isinstance(r, Transfer):
             detail = f"{'、'.join(r.from_)} → {r.to}（{'超出部分' if r.mode == 'overflow' else '补足不足'}）"
         option = ""

@@ -10,7 +10,7 @@ batch evaluator against and to cross-check its verdicts:
 
 Each returns a Polars frame ``teacher_id, passed, total_milli`` (the cycle's
 counted total in thousandths).  Both read the flat file
-:mod:`xuefen.batch.generate` writes and evaluate with the policy's default
+:mod:`benchmarks.generate` writes and evaluate with the policy's default
 options (永吉 ``leave_cycle_reduction=reduce``, ``partial_cycle=prorate``;
 山东 ``cycle_anchor=2024``, ``school_credits=hours``, ``partial_cycle=prorate``).
 
