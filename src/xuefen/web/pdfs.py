@@ -133,7 +133,8 @@ def _certificate_page(c: Canvas, cert: Certificate, url: str) -> None:
     c.setFont(f, 9)
     c.setFillColorRGB(0.35, 0.35, 0.35)
     cite = PROVIDES.get(cert.policy_id, (False, False, ""))[2]
-    c.drawString(30 * mm, 34 * mm, f"依据：{cert.policy_id} {cite}　扫描右侧二维码核验真伪与状态")
+    # The cited article names its policy; the policy id is an internal code (issue 16 item 5).
+    c.drawString(30 * mm, 34 * mm, f"依据：{cite}　扫描右侧二维码核验真伪与状态")
     c.setFont(f, 7)
     cut = url.find("/verify/") + len("/verify/")
     c.drawString(30 * mm, 29 * mm, url[:cut])
