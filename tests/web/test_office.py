@@ -459,7 +459,7 @@ HAN = re.compile(r"[\u4e00-\u9fff]")
 @pytest.mark.parametrize(("who", "path"), [
     (None, "/login/"), ("audrey", "/audit/"), ("bob", "/review/"), ("carol", "/spot-checks/"),
     ("bob", "/school-credits/"), ("alice", "/account/password/"), ("sam", "/manage/"), ("sam", "/manage/users/"),
-    ("ivan", "/imports/"),
+    ("ivan", "/imports/"), ("carol", "/account/otp/"), ("sam", "/account/locks/"), ("carol", "/spot-checks/"),
 ])
 def test_english_mode_on_the_page(world: World, who: str | None, path: str) -> None:
     """Item 7: a page offered in English says its UI in English (the login page
