@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from xuefen.io.template import write_template
@@ -92,7 +93,7 @@ def _upload(request: HttpRequest, targets: QuerySet[Org]) -> HttpResponse:
     if org is None:
         raise Http404
     if upload is None:
-        messages.error(request, "请选择要导入的文件")
+        messages.error(request, _("请选择要导入的文件"))
         return redirect("imports")
     actor = Actor(request.user, client_ip(request))
     try:
@@ -107,8 +108,8 @@ def _upload(request: HttpRequest, targets: QuerySet[Org]) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("imports")
     if batch.state == ImportBatch.State.DONE:
-        messages.info(request, f"该文件已于 {timezone.localtime(batch.created_at):%Y-%m-%d %H:%M} 导入过（批次 {batch.pk}），"
-                               "本次未重复导入任何记录")
+        messages.info(request, _("该文件已于 %(at)s 导入过（批次 %(batch)s），本次未重复导入任何记录")
+                      % {"at": f"{timezone.localtime(batch.created_at):%Y-%m-%d %H:%M}", "batch": batch.pk})
         return redirect("imports-detail", batch.pk)
     try:
         _start_check(batch)
@@ -130,7 +131,7 @@ def _recover(request: HttpRequest, batch: ImportBatch) -> None:
     """A running batch whose worker is gone is taken over (services.imports.recover)."""
     if not service.recover(batch) or batch.state == ImportBatch.State.VALID:
         return  # a write taken over: the page itself says so (imports_detail.html, attempt > 1)
-    messages.warning(request, "上次校验在完成前中断（处理进程已停止），已重新开始校验")
+    messages.warning(request, _("上次校验在完成前中断（处理进程已停止），已重新开始校验"))
     try:
         _start_check(batch)
     except ServiceError as exc:
@@ -191,11 +192,11 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _confirmed(request: HttpRequest, batch: ImportBatch, result: ImportBatch) -> HttpResponse:
     if result.pk != batch.pk:
-        messages.info(request, f"该文件已由批次 {result.pk} 导入，本次未重复导入任何记录")
+        messages.info(request, _("该文件已由批次 %(batch)s 导入，本次未重复导入任何记录") % {"batch": result.pk})
     elif result.state == ImportBatch.State.DONE:
-        messages.success(request, f"已导入 {result.created_rows} 条记录")
+        messages.success(request, _("已导入 %(n)s 条记录") % {"n": result.created_rows})
     elif result.state == ImportBatch.State.INVALID:
-        messages.error(request, "再次校验时发现问题，未写入任何记录；请按下表修改后重新上传")
+        messages.error(request, _("再次校验时发现问题，未写入任何记录；请按下表修改后重新上传"))
     return redirect("imports-detail", result.pk)
 
 

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -116,7 +117,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
             else:
                 # Every session ended, this one too: log in again with the new password.
                 logout(request)
-                messages.success(request, "密码已修改，请用新密码重新登录")
+                messages.success(request, _("密码已修改，请用新密码重新登录"))
                 return redirect("login")
     return render(request, "xuefen/account_password.html",
                   {"forced": forced, "error": error, "help": _password_help()}, status=400 if error else 200)
@@ -146,7 +147,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
         else:
             confirmed.delete()
             audit.log(request.user, "otp_removed", request.user, ip=client_ip(request))
-            messages.success(request, "已停用动态口令")
+            messages.success(request, _("已停用动态口令"))
             return redirect("account-otp")
     pending = None
     if confirmed is None:
@@ -159,7 +160,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
                 pending.save(update_fields=["confirmed"])
                 otp_login(request, pending)
                 audit.log(request.user, "otp_enabled", request.user, ip=client_ip(request))
-                messages.success(request, "已启用动态口令：以后登录须同时输入动态口令")
+                messages.success(request, _("已启用动态口令：以后登录须同时输入动态口令"))
                 return redirect("account-otp")
             error = "动态口令不正确，请确认手机时间准确后重试"
     context = {"confirmed": confirmed, "error": error}
@@ -189,5 +190,5 @@ def unlock(request: HttpRequest) -> HttpResponse:
         raise Http404
     username = request.POST.get("username", "")
     accounts.unlock(Actor(request.user, client_ip(request)), username)
-    messages.success(request, f"已解除“{username}”的登录锁定")
+    messages.success(request, _("已解除“%(user)s”的登录锁定") % {"user": username})
     return redirect("account-locks")
