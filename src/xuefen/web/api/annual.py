@@ -6,7 +6,7 @@ permissions.close_scope / certificate_scope).  Status codes as in api.views:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
@@ -18,24 +18,9 @@ from rest_framework.response import Response
 
 from xuefen.web import pdfs
 from xuefen.web import permissions as perm
-from xuefen.web.api.views import ERRORS, Conflict, Refused, client_ip
+from xuefen.web.api.views import ERRORS, call_service, client_ip
 from xuefen.web.models import AnnualClose, Certificate, Objection, Org
 from xuefen.web.services import annual, certificates, ledger
-
-T = TypeVar("T")
-
-
-def run(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (AnnualClose.DoesNotExist, Objection.DoesNotExist, Certificate.DoesNotExist, Org.DoesNotExist):
-        raise exceptions.NotFound() from None
-    except ledger.Denied as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
-    except ledger.Conflict as exc:
-        raise Conflict(str(exc)) from None
-    except ledger.ServiceError as exc:
-        raise Refused(str(exc)) from None
 
 
 class ObjectionSerializer(serializers.ModelSerializer[Objection]):
@@ -119,7 +104,7 @@ class AnnualCloseViewSet(viewsets.ReadOnlyModelViewSet):
         if school is None:
             raise exceptions.NotFound()
         actor = ledger.Actor(request.user, client_ip(request))
-        close = run(lambda: annual.close_year(actor, school.pk, body.validated_data["year"]))
+        close = call_service(lambda: annual.close_year(actor, school.pk, body.validated_data["year"]))
         return self._answer(close, status.HTTP_201_CREATED)
 
     def _step(self, request: Request, fn: Callable[[ledger.Actor, int, dict[str, Any]], AnnualClose]) -> Response:
@@ -127,7 +112,7 @@ class AnnualCloseViewSet(viewsets.ReadOnlyModelViewSet):
         body = StepSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor = ledger.Actor(request.user, client_ip(request))
-        return self._answer(run(lambda: fn(actor, close.pk, body.validated_data)))
+        return self._answer(call_service(lambda: fn(actor, close.pk, body.validated_data)))
 
     @extend_schema(summary="校长签发，开始公示", request=StepSerializer, responses={200: AnnualCloseSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
@@ -165,7 +150,7 @@ class AnnualCloseViewSet(viewsets.ReadOnlyModelViewSet):
         body = TextSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor = ledger.Actor(request.user, client_ip(request))
-        objection = run(lambda: annual.file_objection(actor, close.pk, body.validated_data["text"]))
+        objection = call_service(lambda: annual.file_objection(actor, close.pk, body.validated_data["text"]))
         return Response(ObjectionSerializer(objection).data, status=status.HTTP_201_CREATED)
 
 
@@ -182,7 +167,7 @@ class ObjectionViewSet(viewsets.GenericViewSet):
         body = TextSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor = ledger.Actor(request.user, client_ip(request))
-        answered = run(lambda: annual.answer_objection(actor, objection.pk, body.validated_data["text"]))
+        answered = call_service(lambda: annual.answer_objection(actor, objection.pk, body.validated_data["text"]))
         return Response(ObjectionSerializer(answered).data)
 
 
@@ -215,5 +200,5 @@ class CertificateViewSet(viewsets.ReadOnlyModelViewSet):
         body = StepSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         actor = ledger.Actor(request.user, client_ip(request))
-        new = run(lambda: certificates.reissue(actor, cert.pk, body.validated_data["reason"]))
+        new = call_service(lambda: certificates.reissue(actor, cert.pk, body.validated_data["reason"]))
         return Response(self.get_serializer(new).data, status=status.HTTP_201_CREATED)

@@ -6,8 +6,7 @@ content."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -19,7 +18,7 @@ from rest_framework.response import Response
 from xuefen.numbers import fmt
 from xuefen.web import permissions as perm
 from xuefen.web.api.serializers import ExactDecimalField
-from xuefen.web.api.views import ERRORS, Conflict, Refused, client_ip
+from xuefen.web.api.views import ERRORS, Refused, call_service, client_ip
 from xuefen.web.models import (
     ClassSession,
     Course,
@@ -33,20 +32,8 @@ from xuefen.web.models import (
 )
 from xuefen.web.services import ledger, research, training
 
-T = TypeVar("T")
 # A list asked for a page past its end answers 404 (DRF's pagination).
 PAGE_404 = OpenApiResponse(description="页码无效或超出范围")
-
-
-def call(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except ledger.Denied as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
-    except ledger.Conflict as exc:
-        raise Conflict(str(exc)) from None
-    except ledger.ServiceError as exc:
-        raise Refused(str(exc)) from None
 
 
 def _actor(request: Request) -> ledger.Actor:
@@ -255,7 +242,7 @@ class _Projects(viewsets.ReadOnlyModelViewSet):
         body = ProjectIn(data=request.data)
         body.is_valid(raise_exception=True)
         data = {k: str(v) for k, v in body.validated_data.items()}
-        project = call(lambda: training.apply_project(_actor(request), org, data, kind=self.kind))
+        project = call_service(lambda: training.apply_project(_actor(request), org, data, kind=self.kind))
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="专家论证（评分与意见）", request=ScoreIn, responses={200: ProjectSerializer, **ERRORS})
@@ -265,7 +252,7 @@ class _Projects(viewsets.ReadOnlyModelViewSet):
         body = ScoreIn(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        call(lambda: training.score_project(_actor(request), project.pk, v["scores"], v["comment"]))
+        call_service(lambda: training.score_project(_actor(request), project.pk, v["scores"], v["comment"]))
         return self._fresh(project.pk)
 
     @extend_schema(summary="立项或退回（继教办）", request=DecideIn, responses={200: ProjectSerializer, **ERRORS})
@@ -275,7 +262,7 @@ class _Projects(viewsets.ReadOnlyModelViewSet):
         body = DecideIn(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        call(lambda: training.decide_project(_actor(request), project.pk, v["approve"], v["comment"],
+        call_service(lambda: training.decide_project(_actor(request), project.pk, v["approve"], v["comment"],
                                              v.get("version")))
         return self._fresh(project.pk)
 
@@ -312,7 +299,7 @@ class ProjectViewSet(_Projects):
         project = self.get_object()
         body = CourseIn(data=request.data)
         body.is_valid(raise_exception=True)
-        course = call(lambda: training.add_course(_actor(request), project.pk, dict(body.validated_data)))
+        course = call_service(lambda: training.add_course(_actor(request), project.pk, dict(body.validated_data)))
         return Response(CourseSerializer(course).data, status=status.HTTP_201_CREATED)
 
 
@@ -333,7 +320,7 @@ class ResearchViewSet(_Projects):
         project = self.get_object()
         body = MembersIn(data=request.data)
         body.is_valid(raise_exception=True)
-        klass = call(lambda: research.set_members(_actor(request), project.pk, body.validated_data["teachers"]))
+        klass = call_service(lambda: research.set_members(_actor(request), project.pk, body.validated_data["teachers"]))
         return Response(ClassSerializer(klass).data)
 
     @extend_schema(summary="验收（通过：登记成员学分；不通过：不予认定并告知原因）", request=AcceptIn,
@@ -344,7 +331,7 @@ class ResearchViewSet(_Projects):
         body = AcceptIn(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        records = call(lambda: research.accept(_actor(request), project.pk, v["passed"], v["reason"],
+        records = call_service(lambda: research.accept(_actor(request), project.pk, v["passed"], v["reason"],
                                                v.get("version")))
         return Response({"records": [r.pk for r in records]})
 
@@ -370,7 +357,7 @@ class CourseViewSet(viewsets.ReadOnlyModelViewSet):
         body = ClassIn(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        klass = call(lambda: training.open_class(_actor(request), course.pk, v["name"], v["capacity"]))
+        klass = call_service(lambda: training.open_class(_actor(request), course.pk, v["name"], v["capacity"]))
         return Response(ClassSerializer(klass).data, status=status.HTTP_201_CREATED)
 
 
@@ -390,7 +377,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
     def enrol(self, request: Request, pk: str | None = None) -> Response:
         klass = self.get_object()
         teacher = _teacher(request)
-        enrolment = call(lambda: training.enrol(_actor(request), klass.pk, teacher))
+        enrolment = call_service(lambda: training.enrol(_actor(request), klass.pk, teacher))
         return Response(EnrolmentSerializer(enrolment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="教师本人退出（候补第一位转为正式学员）", request=None,
@@ -402,7 +389,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         mine = Enrolment.objects.filter(klass=klass, teacher=teacher).first()
         if mine is None:
             raise exceptions.NotFound("您没有报名该班级")
-        enrolment = call(lambda: training.withdraw(_actor(request), mine.pk))
+        enrolment = call_service(lambda: training.withdraw(_actor(request), mine.pk))
         return Response(EnrolmentSerializer(enrolment).data)
 
     @extend_schema(summary="添加课次（班主任）", request=SessionIn, responses={201: SessionSerializer, **ERRORS})
@@ -412,7 +399,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         body = SessionIn(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
-        session = call(lambda: training.add_session(_actor(request), klass.pk, v["title"], v["starts_at"],
+        session = call_service(lambda: training.add_session(_actor(request), klass.pk, v["title"], v["starts_at"],
                                                     v["ends_at"], v["hours"], v["materials_url"]))
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
@@ -427,7 +414,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         if not all(str(k).isdigit() for k in raw):
             raise exceptions.ValidationError({"results": "键应为报名 id"})
         results = {int(k): v for k, v in raw.items()}
-        call(lambda: training.enter_results(_actor(request), klass.pk, results, body.validated_data.get("version")))
+        call_service(lambda: training.enter_results(_actor(request), klass.pk, results, body.validated_data.get("version")))
         return Response(ClassSerializer(self.get_queryset().get(pk=klass.pk)).data)
 
     @extend_schema(summary="结班：为每位学员生成学分记录（来源：培训项目）", request=VersionIn,
@@ -437,7 +424,7 @@ class ClassViewSet(viewsets.ReadOnlyModelViewSet):
         klass = self.get_object()
         body = VersionIn(data=request.data)
         body.is_valid(raise_exception=True)
-        records = call(lambda: training.close_class(_actor(request), klass.pk, body.validated_data.get("version")))
+        records = call_service(lambda: training.close_class(_actor(request), klass.pk, body.validated_data.get("version")))
         return Response({"records": [r.pk for r in records]})
 
 
@@ -479,9 +466,9 @@ class SessionViewSet(viewsets.ReadOnlyModelViewSet):
         teacher = _teacher(request)
         body = SignInIn(data=request.data)
         body.is_valid(raise_exception=True)
-        if call(lambda: training.session_from_token(body.validated_data["token"])).pk != session.pk:
+        if call_service(lambda: training.session_from_token(body.validated_data["token"])).pk != session.pk:
             raise Refused("签到码与课次不符")
-        att = call(lambda: training.sign_in(_actor(request), body.validated_data["token"], teacher))
+        att = call_service(lambda: training.sign_in(_actor(request), body.validated_data["token"], teacher))
         return Response({"session": session.pk, "teacher": teacher.pk, "via": att.via},
                         status=status.HTTP_201_CREATED)
 
@@ -491,5 +478,5 @@ class SessionViewSet(viewsets.ReadOnlyModelViewSet):
         session = self.get_object()
         body = TickIn(data=request.data)
         body.is_valid(raise_exception=True)
-        teachers = call(lambda: training.tick_attendance(_actor(request), session.pk, body.validated_data["present"]))
+        teachers = call_service(lambda: training.tick_attendance(_actor(request), session.pk, body.validated_data["present"]))
         return Response({"teachers": teachers})

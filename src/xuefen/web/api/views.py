@@ -16,8 +16,9 @@ Status codes (documented in docs/api/README.md):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -50,11 +51,16 @@ class Refused(exceptions.APIException):
     default_code = "refused"
 
 
-def call_service(fn: Callable[[], Record]) -> Record:
-    """Run one service call and turn its refusals into HTTP answers."""
+T = TypeVar("T")
+
+
+def call_service(fn: Callable[[], T]) -> T:
+    """Run one service call and turn its refusals into HTTP answers (every
+    API module's one mapping: an object gone or outside the caller's scope
+    is 404)."""
     try:
         return fn()
-    except Record.DoesNotExist:
+    except ObjectDoesNotExist:
         raise exceptions.NotFound() from None
     except ledger.Denied as exc:
         raise exceptions.PermissionDenied(str(exc)) from None
