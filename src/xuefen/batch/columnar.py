@@ -62,7 +62,7 @@ from .compile import (
 )
 from .evaluate import evaluate_chunk
 from .stage1 import canonicalise, coefficient, max_outputs, parse_leaves, record_exprs, record_matches, slot_exprs
-from .stage2 import stage2, target_mask_specs
+from .stage2 import stage2, target_mask_specs, teacher_state, verdicts
 
 # Combination ids are renumbered over the combinations present whenever the
 # next column would take their range past this many; each renumbering costs
@@ -170,6 +170,11 @@ class Plan:
                             keys.add(Fraction(key) * scale)
                     else:
                         cols.add(cr.by.field)
+        # a theme target over lines whose theme is the record's: the compiled
+        # scope pass reads the record's theme from the combination
+        themed = [t for r in [*ev.caps, *ev.minimums] if isinstance(t := getattr(r, "target", None), Target) and t.theme]
+        if themed and any(out.theme == "@record" for c in ev.conversions for out in ev.outputs[c.id]):
+            cols.add("theme")
         self.key_cols = sorted(cols)
         self.numeric = numeric
         self.numeric_cols = sorted(self.numeric_keys)
@@ -569,6 +574,8 @@ def decision_tables(plan: Plan, names: list[str], cols: list[Codes], present: np
         out[f"dd{k}"] = arr(f"__dd{k}", 1)
         out[f"theme_rec{k}"] = arr(f"__theme_rec{k}", False, bool)
         out[f"theme{k}"] = np.asarray(frame.get_column(f"__theme{k}").cast(pl.Utf8).to_list(), dtype=object)
+    if "theme" in frame.columns:
+        out["rec_theme"] = np.asarray(frame.get_column("theme").cast(pl.Utf8).to_list(), dtype=object)
     return out
 
 
@@ -669,6 +676,9 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         attributed = np.where(applies, value, attributed)
         decided |= applies
 
+    if kernels.ENABLED and (done := _fused(plan, lut, table, teachers, route_t, starts, cidx, attributed, rank,
+                                           hours, days, credits, topics, with_years)) is not None:
+        return done
     if route_t.any():
         keep_t = ~route_t
         rows = np.flatnonzero(keep_t[t])
@@ -721,6 +731,42 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         return pl.Series("__theme", themes(), dtype=pl.Utf8)
 
     out, years_df = stage2(comp, teachers, lines, mcols, theme, with_years)
+    if routed is not None:
+        out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
+        years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
+    return out, years_df
+
+
+def _fused(plan: Plan, lut: dict[str, np.ndarray], table: pa.Table, teachers: pl.DataFrame, route_t: np.ndarray,
+           starts: np.ndarray, cidx: np.ndarray, attributed: np.ndarray, rank: np.ndarray, hours: Pair,
+           days: Pair | None, credits: Pair | None, topics: Pair | None,
+           with_years: bool) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The piece through the compiled scope pass (:mod:`xuefen.batch.fused`);
+    None where the policy has a rule that pass does not take."""
+    from . import fused
+
+    comp = plan.comp
+    prog = fused.program(comp)
+    if prog is None:
+        return None
+    k_n = max((k + 1 for k in range(plan.max_outputs) if f"cat{k}" in lut), default=0)
+    tm = fused.target_table(comp, prog, lut, k_n, len(lut["failed"]))
+    if tm is None:
+        return None
+    routed = None
+    if route_t.any():
+        rows = np.flatnonzero(np.repeat(route_t, np.diff(np.append(starts, table.num_rows))))
+        routed = evaluate_chunk(comp, canonicalise(_as_polars(table.take(pa.array(rows)))))
+        keep_t = ~route_t
+        teachers = teachers.filter(pl.Series(keep_t))
+        slot = np.where(keep_t, np.cumsum(keep_t) - 1, -1)
+    else:
+        slot = np.arange(len(starts), dtype=np.int64)
+    st = teacher_state(comp, teachers)
+    year_scope, cycle_scope = fused.scopes(comp, prog, st, tm, lut, k_n, plan.preset_of,
+                                           np.append(starts, table.num_rows), slot, cidx, attributed, rank, hours,
+                                           days, credits, topics)
+    out, years_df = verdicts(comp, teachers, st, year_scope, cycle_scope, with_years)
     if routed is not None:
         out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")

@@ -30,7 +30,10 @@ ENABLED = os.environ.get("XUEFEN_BATCH_KERNELS", "1") != "0"
 # (the CLI, the web platform, the Parquet driver's parent) does not pay for
 # importing Numba (about half a second here).
 KERNELS = ("count_lines", "credit_lines", "segments", "apply_cap", "group_sum", "first_line_sum", "fill_nulls",
-           "decimal_milli", "mul_add", "mul_add_nullable", "bool_codes", "compact", "cell_sum", "others_sum")
+           "decimal_milli", "mul_add", "mul_add_nullable", "bool_codes", "compact", "cell_sum", "others_sum",
+           "scopes")
+# compiled before the kernels, which call them
+HELPERS = ("_valid_at", "_cap_lines", "_scope_pass")
 _lock = threading.Lock()
 
 
@@ -42,8 +45,9 @@ def __getattr__(name: str) -> Any:
         if name not in g:
             from numba import njit
 
-            # the helper first: the kernels that call it are compiled lazily, by then it is compiled too
-            g["_valid_at"] = njit(cache=True, nogil=True)(_valid_at)
+            # the helpers first: the kernels that call them are compiled lazily, by then they are too
+            for helper in HELPERS:
+                g[helper] = njit(cache=True, nogil=True)(g[helper])
             for kernel in KERNELS:
                 g[kernel] = njit(cache=True, nogil=True)(g[f"_k_{kernel}"])
         return g[name]
@@ -307,3 +311,254 @@ def _k_others_sum(gid: np.ndarray, amount: np.ndarray, mask: np.ndarray, exclude
         if not mask[i] and not excluded[i]:
             out[gid[i]] += amount[i]
     return out
+
+
+# ---------------------------------------------------------------- the scope pass (xuefen.batch.fused)
+
+CREDITS_M, EARNED_M, HOURS_M, COUNT_M = range(4)
+TOTAL_T, CATEGORY_T, CATEGORIES_T, MASK_T = range(4)
+
+
+def _cap_lines(n: int, cycle: bool, rule: np.ndarray, n_g: int, l_y: np.ndarray, l_amt: np.ndarray,
+               l_excl: np.ndarray, l_inc: np.ndarray, l_k: np.ndarray, l_c: np.ndarray, tm: np.ndarray,
+               others: np.ndarray, lim: np.ndarray, best_i: np.ndarray, best_v: np.ndarray,
+               run: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One cap over one teacher's lines of a scope (groups: her years, or
+    her cycle), as stage2's ``_scope`` and ``_apply_cap`` do it: the share
+    of what the lines it does not cover add up to, then highest-only, then
+    the running sum clipped at the limit, in canonical order."""
+    row, limit, sn, sd, high = rule[0], rule[1], rule[2], rule[3], rule[4]
+    for g in range(n_g):
+        others[g] = 0
+        lim[g] = limit
+        best_i[g] = -1
+        best_v[g] = -1
+        run[g] = 0
+    if sd > 0:
+        for i in range(n):
+            if cycle and not l_inc[i]:
+                continue
+            if not l_excl[i] and not tm[row, l_k[i], l_c[i]]:
+                others[0 if cycle else l_y[i]] += l_amt[i]
+        for g in range(n_g):
+            allowed = (others[g] * sn) // (sd - sn)
+            lim[g] = allowed if limit < 0 else min(allowed, limit)
+    if high:
+        for i in range(n):
+            if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+                continue
+            g = 0 if cycle else l_y[i]
+            if l_amt[i] > best_v[g]:
+                best_v[g] = l_amt[i]
+                best_i[g] = i
+        for i in range(n):
+            if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+                continue
+            if i != best_i[0 if cycle else l_y[i]]:
+                l_amt[i] = 0
+    if limit < 0 and sd == 0:
+        return
+    for i in range(n):
+        if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+            continue
+        g = 0 if cycle else l_y[i]
+        a = l_amt[i]
+        before = run[g]
+        run[g] += a
+        lg = lim[g]
+        l_amt[i] = min(max(run[g], 0), lg) - min(max(before, 0), lg)
+
+
+def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y: np.ndarray, l_cat: np.ndarray,
+                l_milli: np.ndarray, l_amt: np.ndarray, l_excl: np.ndarray, l_pass: np.ndarray,
+                l_inc: np.ndarray, l_hours: np.ndarray, l_rec: np.ndarray, l_k: np.ndarray, l_c: np.ndarray,
+                tm: np.ndarray, ncat: int, tr_to: np.ndarray, tr_mode: np.ndarray, tr_above: np.ndarray,
+                tr_from: np.ndarray, tr_scope: np.ndarray, tr_on: np.ndarray, res: np.ndarray, rq: np.ndarray,
+                cnt: np.ndarray, act: np.ndarray, others: np.ndarray, lim: np.ndarray, best_i: np.ndarray,
+                best_v: np.ndarray, run: np.ndarray, prev: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Caps, counted credits, transfers and minimum measures of one scope for
+    one teacher; her groups are rows ``base`` … ``base + n_g - 1`` of ``cnt``
+    and of each ``act`` row."""
+    for j in range(caps.shape[0]):
+        _cap_lines(n, cycle, caps[j], n_g, l_y, l_amt, l_excl, l_inc, l_k, l_c, tm, others, lim, best_i, best_v,
+                   run)
+    for i in range(n):
+        if (cycle and not l_inc[i]) or l_excl[i]:
+            continue
+        cnt[base + (0 if cycle else l_y[i]), l_cat[i]] += l_amt[i]
+    bit = 2 if cycle else 1
+    for j in range(tr_to.shape[0]):
+        if not tr_scope[j] & bit:
+            continue
+        to = tr_to[j]
+        for g in range(base, base + n_g):
+            if not tr_on[j, g]:
+                continue
+            for f in range(tr_from.shape[1]):
+                src = tr_from[j, f]
+                if src < 0:
+                    continue
+                reserve = tr_above[j] if tr_above[j] >= 0 else res[src, g]
+                move = max(0, cnt[g, src] - reserve)
+                if tr_mode[j] == 1:
+                    move = min(move, max(0, res[to, g] - cnt[g, to]))
+                cnt[g, src] -= move
+                cnt[g, to] += move
+    for q in range(rq.shape[0]):
+        measure, tkind, tcat, row, by_match = rq[q, 0], rq[q, 1], rq[q, 2], rq[q, 3], rq[q, 4]
+        if measure == CREDITS_M and tkind != MASK_T:
+            for g in range(base, base + n_g):
+                if tkind == CATEGORY_T:
+                    act[q, g] = cnt[g, tcat]
+                else:
+                    s = 0
+                    for c in range(ncat):
+                        if tkind == TOTAL_T or rq[q, 5 + c]:
+                            s += cnt[g, c]
+                    act[q, g] = s
+            continue
+        for g in range(n_g):
+            prev[g] = -1
+        for i in range(n):
+            if cycle and not l_inc[i]:
+                continue
+            if measure == CREDITS_M:
+                if l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+                    continue
+                act[q, base + (0 if cycle else l_y[i])] += l_amt[i]
+                continue
+            if tkind != TOTAL_T:
+                if not tm[row, l_k[i], l_c[i]] or (not by_match and l_excl[i]):
+                    continue
+            if not l_pass[i]:
+                continue
+            g = 0 if cycle else l_y[i]
+            if measure == EARNED_M:
+                act[q, base + g] += l_milli[i]
+            elif l_rec[i] != prev[g]:
+                # a record's lines are adjacent: it counts once
+                act[q, base + g] += l_hours[i] if measure == HOURS_M else 1000
+                prev[g] = l_rec[i]
+
+
+def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.ndarray, rank: np.ndarray,
+              hours: np.ndarray, hours_null: np.ndarray, days: np.ndarray, credits: np.ndarray,
+              credits_null: np.ndarray, has_credits: bool, topics: np.ndarray,
+              cat_l: np.ndarray, num_l: np.ndarray, den_l: np.ndarray, qk_l: np.ndarray, dn_l: np.ndarray,
+              dd_l: np.ndarray, failed_l: np.ndarray, excluded_l: np.ndarray, preset_of: np.ndarray, tm: np.ndarray,
+              cycle_start: int, last_year: int, n_y: int, ncat: int,
+              excl_pre: np.ndarray, start: np.ndarray, hire_only: np.ndarray,
+              caps_y: np.ndarray, caps_c: np.ndarray, tr_to: np.ndarray, tr_mode: np.ndarray, tr_above: np.ndarray,
+              tr_from: np.ndarray, tr_scope: np.ndarray, tr_on_y: np.ndarray, tr_on_c: np.ndarray,
+              res_y: np.ndarray, res_c: np.ndarray, rq_y: np.ndarray, rq_c: np.ndarray,
+              cnt_y: np.ndarray, act_y: np.ndarray, cnt_c: np.ndarray,
+              act_c: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Every teacher of a piece, one after another: her records of the cycle
+    in canonical order (year, record id), her credited lines (as
+    ``credit_lines``), then the year scope and the cycle scope."""
+    n_teachers = tstart.shape[0] - 1
+    k_n = cat_l.shape[0]
+    most = 1
+    for ti in range(n_teachers):
+        most = max(most, tstart[ti + 1] - tstart[ti])
+    order = np.empty(most, dtype=np.int64)
+    size = most * k_n
+    l_y = np.empty(size, dtype=np.int64)
+    l_cat = np.empty(size, dtype=np.int64)
+    l_milli = np.empty(size, dtype=np.int64)
+    l_amt = np.empty(size, dtype=np.int64)
+    l_hours = np.empty(size, dtype=np.int64)
+    l_rec = np.empty(size, dtype=np.int64)
+    l_k = np.empty(size, dtype=np.int64)
+    l_c = np.empty(size, dtype=np.int64)
+    l_excl = np.empty(size, dtype=np.bool_)
+    l_pass = np.empty(size, dtype=np.bool_)
+    l_inc = np.empty(size, dtype=np.bool_)
+    g_n = max(n_y, 1)
+    others = np.empty(g_n, dtype=np.int64)
+    lim = np.empty(g_n, dtype=np.int64)
+    best_i = np.empty(g_n, dtype=np.int64)
+    best_v = np.empty(g_n, dtype=np.int64)
+    run = np.empty(g_n, dtype=np.int64)
+    prev = np.empty(g_n, dtype=np.int64)
+    for ti in range(n_teachers):
+        s = slot[ti]
+        if s < 0:
+            continue
+        # her records of the cycle, insertion-sorted on (year, record id):
+        # input in that order already costs one comparison a record
+        m = 0
+        for r in range(tstart[ti], tstart[ti + 1]):
+            y = year[r]
+            if y < cycle_start or y > last_year:
+                continue
+            j = m
+            while j > 0:
+                p = order[j - 1]
+                if year[p] > y or (year[p] == y and rank[p] > rank[r]):
+                    order[j] = p
+                    j -= 1
+                else:
+                    break
+            order[j] = r
+            m += 1
+        n = 0
+        ex_pre = excl_pre[s]
+        first_year = start[s]
+        for i in range(m):
+            r = order[i]
+            c = cidx[r]
+            yo = year[r] - cycle_start
+            inc = not (ex_pre and year[r] < first_year)
+            if not inc and not hire_only[s * n_y + yo]:
+                continue  # in neither scope
+            failed = failed_l[c]
+            passed = failed < 0
+            for k in range(k_n):
+                cat = cat_l[k, c]
+                if cat < 0:
+                    continue
+                h = hours[r]
+                num = num_l[k, c]
+                den = den_l[k, c]
+                kind = qk_l[k, c]
+                if kind == HOURS:
+                    qty = h
+                elif kind == CONST:
+                    qty = 1
+                elif kind == HOURS_OR_DAYS:
+                    if hours_null[r]:
+                        qty = days[r] * dn_l[k, c]
+                        den = den * dd_l[k, c]
+                    else:
+                        qty = h
+                elif kind == DAYS:
+                    qty = days[r]
+                elif kind == TOPICS:
+                    qty = topics[r] * 1000
+                else:
+                    qty = credits[r]
+                milli = qty * num if den == 1 else (qty * num * 2 + den) // (den * 2)
+                if not passed:
+                    if has_credits and preset_of[failed] and not credits_null[r]:
+                        milli = credits[r]
+                    else:
+                        milli = 0
+                l_y[n] = yo
+                l_cat[n] = cat
+                l_milli[n] = milli
+                l_amt[n] = milli
+                l_hours[n] = h
+                l_rec[n] = i
+                l_k[n] = k
+                l_c[n] = c
+                l_excl[n] = excluded_l[c]
+                l_pass[n] = passed
+                l_inc[n] = inc
+                n += 1
+        _scope_pass(n, False, s * n_y, n_y, caps_y, l_y, l_cat, l_milli, l_amt, l_excl, l_pass, l_inc, l_hours,
+                    l_rec, l_k, l_c, tm, ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_y, res_y, rq_y,
+                    cnt_y, act_y, others, lim, best_i, best_v, run, prev)
+        _scope_pass(n, True, s, 1, caps_c, l_y, l_cat, l_milli, l_amt, l_excl, l_pass, l_inc, l_hours,
+                    l_rec, l_k, l_c, tm, ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_c, res_c, rq_c,
+                    cnt_c, act_c, others, lim, best_i, best_v, run, prev)

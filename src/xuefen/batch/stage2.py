@@ -278,11 +278,29 @@ def no_lines() -> dict[str, np.ndarray]:
     return lines
 
 
-def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.ndarray], mcols: dict[str, np.ndarray],
-            theme: Callable[[], pl.Series], with_years: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per scope, from credited lines (NumPy arrays in canonical order, ``t``
-    the teacher's row in ``teachers``, ``y`` the year's offset in the cycle):
-    partial cycles, leave years, caps, transfers, minimums, verdicts."""
+@dataclass
+class TeacherState:
+    """Per teacher (and per teacher-year, flattened ``t·n_y + y``): when her
+    cycle starts, her leave and hire years, and every minimum's applicability
+    and required thousandths.  Computed from the teacher frame alone, before
+    any record is looked at; shared by the NumPy and the compiled scope stage."""
+
+    n_t: int
+    n_y: int
+    years: np.ndarray
+    start: np.ndarray  # first required year
+    excl_pre: np.ndarray  # records before ``start`` left out of the cycle (partial_cycle)
+    hire_only: np.ndarray  # [n_t, n_y]: the hire year before the required years (hire-year minimums)
+    year_reqs: list[Req]
+    cycle_reqs: list[Req]
+    synthetic: dict[int, list[Minimum]]
+    year_on: dict[str, np.ndarray]  # transfer id -> applies, per teacher-year
+    cycle_on: dict[str, np.ndarray]  # transfer id -> applies, per teacher
+
+
+def teacher_state(comp: CompiledPolicy, teachers: pl.DataFrame) -> TeacherState:
+    """Partial cycles, leave years, hire-year minimums, waives and each
+    minimum's required amount, as per-teacher vectors."""
     ev = comp.ev
     n_t = teachers.height
     years = np.arange(comp.cycle_start, comp.last_year + 1, dtype=np.int64)
@@ -325,15 +343,7 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
     has_hire_minimums = any(m.scope == "hire_year" for m in ev.minimums)
     hire_only = ~required & (years[None, :] == hired[:, None]) & has_hire_minimums
     in_leave = (leave_idx >= 0) & required & ~hire_only
-
     synthetic = leave_minimums(comp)
-    tmatch = _line_targets(comp, lines, mcols, theme, synthetic)
-    if excl_pre.any():
-        in_cycle = ~(excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < start[lines["t"]]))
-        year_pick = np.flatnonzero(in_cycle | hire_only[lines["t"], lines["y"]])
-        cycle_pick = np.flatnonzero(in_cycle)
-    else:  # every line is in the cycle: no per-line gathers
-        year_pick = cycle_pick = np.arange(len(lines["t"]))
 
     # --- years
     t_of_year = np.repeat(np.arange(n_t), n_y)
@@ -357,17 +367,6 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
         for syn in syns:
             applies = leave_flat & (leave_idx_flat == li)
             year_reqs.append((syn, applies, np.where(applies, milli_of(syn.min), 0)))
-    n_lines = len(lines["t"])
-    year_lines = _pick(lines, year_pick, n_lines)
-    year_amount = year_lines["milli"].copy()
-    year_scope = _scope(comp, "year", year_lines, year_amount, year_lines["t"] * n_y + year_lines["y"], n_t * n_y,
-                        year_reqs, {tr.id: tmasks[f"tr:{tr.id}"][t_of_year] for tr in ev.transfers},
-                        _pick(tmatch, year_pick, n_lines))
-    if len(year_pick) == n_lines:
-        amount = year_amount  # year caps carry into the cycle
-    else:
-        amount = lines["milli"].copy()
-        amount[year_pick] = year_amount
 
     # --- cycle
     cycle_reqs: list[Req] = []
@@ -401,12 +400,47 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
                         n_leave = leave_years[li]
                         value = np.where(n_leave > 0, np.maximum(0, value - milli_of(cut) * n_leave), value)
         cycle_reqs.append((m, applies, np.where(applies, value, 0)))
+    return TeacherState(n_t, n_y, years, start, excl_pre, hire_only, year_reqs, cycle_reqs, synthetic,
+                        {tr.id: tmasks[f"tr:{tr.id}"][t_of_year] for tr in ev.transfers},
+                        {tr.id: tmasks[f"tr:{tr.id}"] for tr in ev.transfers})
+
+
+def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.ndarray], mcols: dict[str, np.ndarray],
+            theme: Callable[[], pl.Series], with_years: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per scope, from credited lines (NumPy arrays in canonical order, ``t``
+    the teacher's row in ``teachers``, ``y`` the year's offset in the cycle):
+    partial cycles, leave years, caps, transfers, minimums, verdicts."""
+    st = teacher_state(comp, teachers)
+    n_t, n_y = st.n_t, st.n_y
+    tmatch = _line_targets(comp, lines, mcols, theme, st.synthetic)
+    if st.excl_pre.any():
+        in_cycle = ~(st.excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < st.start[lines["t"]]))
+        year_pick = np.flatnonzero(in_cycle | st.hire_only[lines["t"], lines["y"]])
+        cycle_pick = np.flatnonzero(in_cycle)
+    else:  # every line is in the cycle: no per-line gathers
+        year_pick = cycle_pick = np.arange(len(lines["t"]))
+    n_lines = len(lines["t"])
+    year_lines = _pick(lines, year_pick, n_lines)
+    year_amount = year_lines["milli"].copy()
+    year_scope = _scope(comp, "year", year_lines, year_amount, year_lines["t"] * n_y + year_lines["y"], n_t * n_y,
+                        st.year_reqs, st.year_on, _pick(tmatch, year_pick, n_lines))
+    if len(year_pick) == n_lines:
+        amount = year_amount  # year caps carry into the cycle
+    else:
+        amount = lines["milli"].copy()
+        amount[year_pick] = year_amount
     cycle_lines = _pick(lines, cycle_pick, n_lines)
     cycle_scope = _scope(comp, "cycle", cycle_lines, amount[cycle_pick] if len(cycle_pick) < n_lines else amount,
-                         cycle_lines["t"], n_t, cycle_reqs, {tr.id: tmasks[f"tr:{tr.id}"] for tr in ev.transfers},
-                         _pick(tmatch, cycle_pick, n_lines))
+                         cycle_lines["t"], n_t, st.cycle_reqs, st.cycle_on, _pick(tmatch, cycle_pick, n_lines))
+    return verdicts(comp, teachers, st, year_scope, cycle_scope, with_years)
 
-    # --- verdicts
+
+def verdicts(comp: CompiledPolicy, teachers: pl.DataFrame, st: TeacherState, year_scope: _Scope,
+             cycle_scope: _Scope, with_years: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The teacher rows (and, with ``with_years``, the year rows) from the two
+    scopes' counted credits and measured minimums."""
+    ev = comp.ev
+    n_t, n_y = st.n_t, st.n_y
     every = comp.policy.cycle.requires_every_year
     passed = np.ones(n_t, dtype=bool)
     for _m, applies, req, actual in cycle_scope.reqs:
@@ -436,7 +470,7 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
     if with_years and n_t:
         years_df = pl.DataFrame({
             "teacher_id": teachers.get_column("teacher_id").cast(pl.Utf8).gather(np.repeat(np.arange(n_t), n_y)),
-            "year": np.tile(years, n_t),
+            "year": np.tile(st.years, n_t),
             "__ok": year_ok, "__has": year_has,
             "total_milli": year_scope.counted.sum(axis=1),
         }).select("teacher_id", "year", pl.when(pl.col("__has")).then(pl.col("__ok")).otherwise(None).alias("passed"),
