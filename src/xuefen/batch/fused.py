@@ -124,9 +124,12 @@ def _build(comp: CompiledPolicy) -> Program | None:
 
 def target_table(comp: CompiledPolicy, prog: Program, lut: dict[str, np.ndarray], k_n: int,
                  n_c: int) -> np.ndarray | None:
-    """[target, slot, combination]: does that line count towards the target?
-    None when a theme target meets a theme taken from the record and the
-    record's theme is not part of the combination."""
+    """[slot, combination]: the targets that line counts towards, bit ``i``
+    for the program's target ``i``.  None when a theme target meets a theme
+    taken from the record and the record's theme is not part of the
+    combination, or the policy has more targets than bits."""
+    if len(prog.targets) > 62:
+        return None
     out = np.zeros((len(prog.targets), max(k_n, 1), n_c), dtype=np.bool_)
     for i, (rid, t) in enumerate(prog.targets):
         for k in range(k_n):
@@ -148,7 +151,10 @@ def target_table(comp: CompiledPolicy, prog: Program, lut: dict[str, np.ndarray]
                         return None
                     fixed = np.where(from_record, rec == t.theme, fixed)
                 out[i, k] = fixed
-    return out
+    bits = np.zeros((max(k_n, 1), n_c), dtype=np.int64)
+    for i in range(len(prog.targets)):
+        bits |= out[i].astype(np.int64) << i
+    return bits
 
 
 def _req_table(comp: CompiledPolicy, prog: Program, reqs: list[Any]) -> np.ndarray:

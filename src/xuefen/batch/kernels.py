@@ -319,15 +319,20 @@ CREDITS_M, EARNED_M, HOURS_M, COUNT_M = range(4)
 TOTAL_T, CATEGORY_T, CATEGORIES_T, MASK_T = range(4)
 
 
+EXCL, PASS, INC = 1, 2, 4  # a line's flags
+
+
 def _cap_lines(n: int, cycle: bool, rule: np.ndarray, n_g: int, l_y: np.ndarray, l_amt: np.ndarray,
-               l_excl: np.ndarray, l_inc: np.ndarray, l_k: np.ndarray, l_c: np.ndarray, tm: np.ndarray,
-               others: np.ndarray, lim: np.ndarray, best_i: np.ndarray, best_v: np.ndarray,
-               run: np.ndarray) -> None:  # pragma: no cover - compiled
+               l_f: np.ndarray, l_bits: np.ndarray, others: np.ndarray, lim: np.ndarray, best_i: np.ndarray,
+               best_v: np.ndarray, run: np.ndarray) -> None:  # pragma: no cover - compiled
     """One cap over one teacher's lines of a scope (groups: her years, or
     her cycle), as stage2's ``_scope`` and ``_apply_cap`` do it: the share
     of what the lines it does not cover add up to, then highest-only, then
     the running sum clipped at the limit, in canonical order."""
-    row, limit, sn, sd, high = rule[0], rule[1], rule[2], rule[3], rule[4]
+    bit = np.int64(1) << rule[0]
+    limit, sn, sd, high = rule[1], rule[2], rule[3], rule[4]
+    # a line the cap covers: in the scope, not excluded, in the target
+    need = INC if cycle else 0
     for g in range(n_g):
         others[g] = 0
         lim[g] = limit
@@ -336,30 +341,32 @@ def _cap_lines(n: int, cycle: bool, rule: np.ndarray, n_g: int, l_y: np.ndarray,
         run[g] = 0
     if sd > 0:
         for i in range(n):
-            if cycle and not l_inc[i]:
-                continue
-            if not l_excl[i] and not tm[row, l_k[i], l_c[i]]:
+            f = l_f[i]
+            if (f & need) == need and not (f & EXCL) and not (l_bits[i] & bit):
                 others[0 if cycle else l_y[i]] += l_amt[i]
         for g in range(n_g):
             allowed = (others[g] * sn) // (sd - sn)
             lim[g] = allowed if limit < 0 else min(allowed, limit)
     if high:
         for i in range(n):
-            if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+            f = l_f[i]
+            if (f & need) != need or (f & EXCL) or not (l_bits[i] & bit):
                 continue
             g = 0 if cycle else l_y[i]
             if l_amt[i] > best_v[g]:
                 best_v[g] = l_amt[i]
                 best_i[g] = i
         for i in range(n):
-            if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+            f = l_f[i]
+            if (f & need) != need or (f & EXCL) or not (l_bits[i] & bit):
                 continue
             if i != best_i[0 if cycle else l_y[i]]:
                 l_amt[i] = 0
     if limit < 0 and sd == 0:
         return
     for i in range(n):
-        if (cycle and not l_inc[i]) or l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+        f = l_f[i]
+        if (f & need) != need or (f & EXCL) or not (l_bits[i] & bit):
             continue
         g = 0 if cycle else l_y[i]
         a = l_amt[i]
@@ -370,9 +377,8 @@ def _cap_lines(n: int, cycle: bool, rule: np.ndarray, n_g: int, l_y: np.ndarray,
 
 
 def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y: np.ndarray, l_cat: np.ndarray,
-                l_milli: np.ndarray, l_amt: np.ndarray, l_excl: np.ndarray, l_pass: np.ndarray,
-                l_inc: np.ndarray, l_hours: np.ndarray, l_rec: np.ndarray, l_k: np.ndarray, l_c: np.ndarray,
-                tm: np.ndarray, ncat: int, tr_to: np.ndarray, tr_mode: np.ndarray, tr_above: np.ndarray,
+                l_milli: np.ndarray, l_amt: np.ndarray, l_f: np.ndarray, l_bits: np.ndarray, l_hours: np.ndarray,
+                l_rec: np.ndarray, ncat: int, tr_to: np.ndarray, tr_mode: np.ndarray, tr_above: np.ndarray,
                 tr_from: np.ndarray, tr_scope: np.ndarray, tr_on: np.ndarray, res: np.ndarray, rq: np.ndarray,
                 cnt: np.ndarray, act: np.ndarray, others: np.ndarray, lim: np.ndarray, best_i: np.ndarray,
                 best_v: np.ndarray, run: np.ndarray, prev: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -380,12 +386,12 @@ def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y:
     one teacher; her groups are rows ``base`` … ``base + n_g - 1`` of ``cnt``
     and of each ``act`` row."""
     for j in range(caps.shape[0]):
-        _cap_lines(n, cycle, caps[j], n_g, l_y, l_amt, l_excl, l_inc, l_k, l_c, tm, others, lim, best_i, best_v,
-                   run)
+        _cap_lines(n, cycle, caps[j], n_g, l_y, l_amt, l_f, l_bits, others, lim, best_i, best_v, run)
+    need = INC if cycle else 0
     for i in range(n):
-        if (cycle and not l_inc[i]) or l_excl[i]:
-            continue
-        cnt[base + (0 if cycle else l_y[i]), l_cat[i]] += l_amt[i]
+        f = l_f[i]
+        if (f & need) == need and not (f & EXCL):
+            cnt[base + (0 if cycle else l_y[i]), l_cat[i]] += l_amt[i]
     bit = 2 if cycle else 1
     for j in range(tr_to.shape[0]):
         if not tr_scope[j] & bit:
@@ -394,8 +400,8 @@ def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y:
         for g in range(base, base + n_g):
             if not tr_on[j, g]:
                 continue
-            for f in range(tr_from.shape[1]):
-                src = tr_from[j, f]
+            for k in range(tr_from.shape[1]):
+                src = tr_from[j, k]
                 if src < 0:
                     continue
                 reserve = tr_above[j] if tr_above[j] >= 0 else res[src, g]
@@ -405,7 +411,8 @@ def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y:
                 cnt[g, src] -= move
                 cnt[g, to] += move
     for q in range(rq.shape[0]):
-        measure, tkind, tcat, row, by_match = rq[q, 0], rq[q, 1], rq[q, 2], rq[q, 3], rq[q, 4]
+        measure, tkind, tcat, by_match = rq[q, 0], rq[q, 1], rq[q, 2], rq[q, 4]
+        tbit = np.int64(1) << rq[q, 3] if rq[q, 3] >= 0 else np.int64(0)
         if measure == CREDITS_M and tkind != MASK_T:
             for g in range(base, base + n_g):
                 if tkind == CATEGORY_T:
@@ -420,17 +427,18 @@ def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y:
         for g in range(n_g):
             prev[g] = -1
         for i in range(n):
-            if cycle and not l_inc[i]:
+            f = l_f[i]
+            if (f & need) != need:
                 continue
             if measure == CREDITS_M:
-                if l_excl[i] or not tm[row, l_k[i], l_c[i]]:
+                if (f & EXCL) or not (l_bits[i] & tbit):
                     continue
                 act[q, base + (0 if cycle else l_y[i])] += l_amt[i]
                 continue
             if tkind != TOTAL_T:
-                if not tm[row, l_k[i], l_c[i]] or (not by_match and l_excl[i]):
+                if not (l_bits[i] & tbit) or (not by_match and (f & EXCL)):
                     continue
-            if not l_pass[i]:
+            if not (f & PASS):
                 continue
             g = 0 if cycle else l_y[i]
             if measure == EARNED_M:
@@ -445,8 +453,8 @@ def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.n
               hours: np.ndarray, hours_null: np.ndarray, days: np.ndarray, credits: np.ndarray,
               credits_null: np.ndarray, has_credits: bool, topics: np.ndarray,
               cat_l: np.ndarray, num_l: np.ndarray, den_l: np.ndarray, qk_l: np.ndarray, dn_l: np.ndarray,
-              dd_l: np.ndarray, failed_l: np.ndarray, excluded_l: np.ndarray, preset_of: np.ndarray, tm: np.ndarray,
-              cycle_start: int, last_year: int, n_y: int, ncat: int,
+              dd_l: np.ndarray, failed_l: np.ndarray, excluded_l: np.ndarray, preset_of: np.ndarray,
+              bits_l: np.ndarray, cycle_start: int, last_year: int, n_y: int, ncat: int,
               excl_pre: np.ndarray, start: np.ndarray, hire_only: np.ndarray,
               caps_y: np.ndarray, caps_c: np.ndarray, tr_to: np.ndarray, tr_mode: np.ndarray, tr_above: np.ndarray,
               tr_from: np.ndarray, tr_scope: np.ndarray, tr_on_y: np.ndarray, tr_on_c: np.ndarray,
@@ -455,7 +463,9 @@ def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.n
               act_c: np.ndarray) -> None:  # pragma: no cover - compiled
     """Every teacher of a piece, one after another: her records of the cycle
     in canonical order (year, record id), her credited lines (as
-    ``credit_lines``), then the year scope and the cycle scope."""
+    ``credit_lines``; ``bits_l[k, c]``: the targets a line of output slot
+    ``k`` and combination ``c`` counts towards, one bit each), then the year
+    scope and the cycle scope."""
     n_teachers = tstart.shape[0] - 1
     k_n = cat_l.shape[0]
     most = 1
@@ -469,11 +479,8 @@ def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.n
     l_amt = np.empty(size, dtype=np.int64)
     l_hours = np.empty(size, dtype=np.int64)
     l_rec = np.empty(size, dtype=np.int64)
-    l_k = np.empty(size, dtype=np.int64)
-    l_c = np.empty(size, dtype=np.int64)
-    l_excl = np.empty(size, dtype=np.bool_)
-    l_pass = np.empty(size, dtype=np.bool_)
-    l_inc = np.empty(size, dtype=np.bool_)
+    l_bits = np.empty(size, dtype=np.int64)
+    l_f = np.empty(size, dtype=np.int64)
     g_n = max(n_y, 1)
     others = np.empty(g_n, dtype=np.int64)
     lim = np.empty(g_n, dtype=np.int64)
@@ -514,11 +521,12 @@ def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.n
                 continue  # in neither scope
             failed = failed_l[c]
             passed = failed < 0
+            flags = (EXCL if excluded_l[c] else 0) | (PASS if passed else 0) | (INC if inc else 0)
+            h = hours[r]
             for k in range(k_n):
                 cat = cat_l[k, c]
                 if cat < 0:
                     continue
-                h = hours[r]
                 num = num_l[k, c]
                 den = den_l[k, c]
                 kind = qk_l[k, c]
@@ -550,15 +558,12 @@ def _k_scopes(tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray, year: np.n
                 l_amt[n] = milli
                 l_hours[n] = h
                 l_rec[n] = i
-                l_k[n] = k
-                l_c[n] = c
-                l_excl[n] = excluded_l[c]
-                l_pass[n] = passed
-                l_inc[n] = inc
+                l_bits[n] = bits_l[k, c]
+                l_f[n] = flags
                 n += 1
-        _scope_pass(n, False, s * n_y, n_y, caps_y, l_y, l_cat, l_milli, l_amt, l_excl, l_pass, l_inc, l_hours,
-                    l_rec, l_k, l_c, tm, ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_y, res_y, rq_y,
-                    cnt_y, act_y, others, lim, best_i, best_v, run, prev)
-        _scope_pass(n, True, s, 1, caps_c, l_y, l_cat, l_milli, l_amt, l_excl, l_pass, l_inc, l_hours,
-                    l_rec, l_k, l_c, tm, ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_c, res_c, rq_c,
-                    cnt_c, act_c, others, lim, best_i, best_v, run, prev)
+        _scope_pass(n, False, s * n_y, n_y, caps_y, l_y, l_cat, l_milli, l_amt, l_f, l_bits, l_hours, l_rec,
+                    ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_y, res_y, rq_y, cnt_y, act_y,
+                    others, lim, best_i, best_v, run, prev)
+        _scope_pass(n, True, s, 1, caps_c, l_y, l_cat, l_milli, l_amt, l_f, l_bits, l_hours, l_rec,
+                    ncat, tr_to, tr_mode, tr_above, tr_from, tr_scope, tr_on_c, res_c, rq_c, cnt_c, act_c,
+                    others, lim, best_i, best_v, run, prev)

@@ -263,7 +263,7 @@ def _split(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
 
 
 def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_path: str | Path | None = None,
-                     options: dict[str, str] | None = None, workers: int | None = None, batch_rows: int = 250_000,
+                     options: dict[str, str] | None = None, workers: int | None = None, batch_rows: int = 500_000,
                      read_rows: int = 500_000) -> pl.DataFrame:
     """One row per teacher (``teacher_id``, units, ``passed``, ``status``,
     ``total_milli``, ``routed``, ``cat:…``), in file order of each range.
