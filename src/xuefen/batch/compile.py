@@ -50,6 +50,10 @@ class CompiledPolicy:
         self.cat_index = {c: i for i, c in enumerate(self.categories)}
         self.teacher_mask_exprs: list[pl.Expr] | None = None  # see _teacher_mask_exprs
         self.leave_minimums: dict[int, list[Minimum]] | None = None  # see leave_minimums
+        # the compiled scope program (batch/fused.py), built on first use;
+        # fused_built tells "not built yet" from "this policy has none"
+        self.fused_program: Any = None
+        self.fused_built = False
         # the conditions of the rule kinds without a batch form (the registry
         # says which): a teacher with a record matching one goes to the engine
         self.route_matches: list[dict[str, Any]] = [

@@ -37,7 +37,7 @@ import numpy as np
 from xuefen.policy.schema import Cap, Minimum, Target
 
 from .compile import CompiledPolicy, frac, milli_of
-from .stage2 import TeacherState, _Scope
+from .stage2 import Scope, TeacherState
 
 CREDITS_M, EARNED_M, HOURS_M, COUNT_M = range(4)
 TOTAL_T, CATEGORY_T, CATEGORIES_T, MASK_T = range(4)
@@ -61,14 +61,14 @@ class Program:
 
 def program(comp: CompiledPolicy) -> Program | None:
     """The policy's scope rules as numbers, built once per compiled policy."""
-    cached: Program | None = getattr(comp, "_fused_program", None)
-    if cached is not None or getattr(comp, "_fused_none", False):
+    if comp.fused_built:
+        cached: Program | None = comp.fused_program
         return cached
     with _lock:
-        built = _build(comp)
-        if built is None:
-            comp._fused_none = True  # type: ignore[attr-defined]
-        comp._fused_program = built  # type: ignore[attr-defined]
+        if not comp.fused_built:
+            comp.fused_program = _build(comp)
+            comp.fused_built = True
+    built: Program | None = comp.fused_program
     return built
 
 
@@ -196,7 +196,7 @@ def scopes(comp: CompiledPolicy, prog: Program, st: TeacherState, tm: np.ndarray
            k_n: int, preset_of: np.ndarray, tstart: np.ndarray, slot: np.ndarray, cidx: np.ndarray,
            year: np.ndarray, rank: np.ndarray, hours: tuple[np.ndarray, np.ndarray],
            days: tuple[np.ndarray, np.ndarray] | None, credits: tuple[np.ndarray, np.ndarray] | None,
-           topics: tuple[np.ndarray, np.ndarray] | None) -> tuple[_Scope, _Scope]:
+           topics: tuple[np.ndarray, np.ndarray] | None) -> tuple[Scope, Scope]:
     """Both scopes of every teacher whose ``slot`` is not -1 (her row in
     ``st``); rows are clustered by teacher, ``tstart`` where each begins."""
     from . import kernels
@@ -239,6 +239,6 @@ def scopes(comp: CompiledPolicy, prog: Program, st: TeacherState, tm: np.ndarray
         _reserves(comp, st.year_reqs, n_t * n_y), _reserves(comp, st.cycle_reqs, n_t),
         _req_table(comp, prog, st.year_reqs), _req_table(comp, prog, st.cycle_reqs),
         cnt_y, act_y, cnt_c, act_c)
-    year_scope = _Scope(cnt_y, [(m, a, r, act_y[i]) for i, (m, a, r) in enumerate(st.year_reqs)])
-    cycle_scope = _Scope(cnt_c, [(m, a, r, act_c[i]) for i, (m, a, r) in enumerate(st.cycle_reqs)])
+    year_scope = Scope(cnt_y, [(m, a, r, act_y[i]) for i, (m, a, r) in enumerate(st.year_reqs)])
+    cycle_scope = Scope(cnt_c, [(m, a, r, act_c[i]) for i, (m, a, r) in enumerate(st.cycle_reqs)])
     return year_scope, cycle_scope

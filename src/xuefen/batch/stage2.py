@@ -85,7 +85,7 @@ def _apply_cap(amount: np.ndarray, mask: np.ndarray, gid: np.ndarray, starts: np
 
 
 @dataclass
-class _Scope:
+class Scope:
     counted: np.ndarray  # [groups, categories]
     reqs: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]  # (rule, applies[groups], min, actual)
 
@@ -95,7 +95,7 @@ Req = tuple[Any, np.ndarray, np.ndarray]  # (minimum rule, applies per group, re
 
 def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amount: np.ndarray, gkey: np.ndarray,
            n_groups: int, reqs: list[Req], transfer_on: dict[str, np.ndarray],
-           tmatch: dict[str, np.ndarray]) -> _Scope:
+           tmatch: dict[str, np.ndarray]) -> Scope:
     """Caps, transfers and minimums of one scope (years or the cycle) for all
     groups at once; ``amount`` is updated in place by the caps."""
     ev = comp.ev
@@ -159,7 +159,7 @@ def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amoun
     for m, applies, req in reqs:
         actual = _measure(comp, m, lines, amount, counted, gid, len(starts), group_index, n_groups, tmatch)
         out.append((m, applies, req, actual))
-    return _Scope(counted, out)
+    return Scope(counted, out)
 
 
 def _measure(comp: CompiledPolicy, m: Any, lines: dict[str, np.ndarray], amount: np.ndarray, counted: np.ndarray,
@@ -435,8 +435,8 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
     return verdicts(comp, teachers, st, year_scope, cycle_scope, with_years)
 
 
-def verdicts(comp: CompiledPolicy, teachers: pl.DataFrame, st: TeacherState, year_scope: _Scope,
-             cycle_scope: _Scope, with_years: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def verdicts(comp: CompiledPolicy, teachers: pl.DataFrame, st: TeacherState, year_scope: Scope,
+             cycle_scope: Scope, with_years: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The teacher rows (and, with ``with_years``, the year rows) from the two
     scopes' counted credits and measured minimums."""
     ev = comp.ev
