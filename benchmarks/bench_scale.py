@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     gen_lines: list[str] = []
     single_lines: list[str] = []
+    ratio_lines: list[str] = []
     failures = 0
 
     def report(done: bool) -> str:
@@ -442,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
                           f"{' ' + res['error'] if 'error' in res else ''}", flush=True)
                 ref, cmp = compare(outs) if outs else (None, {})
                 base = all_runs.get("duckdb", [])
+                for method in to_run:
+                    r = paired_ratio(all_runs[method], base) if method != "duckdb" else "—"
+                    if r != "—":
+                        # one line a script can read: grep '^ratio ' | awk '{print $NF}'
+                        ratio_lines.append(f"ratio {method}/duckdb {policy} {size_label(n)}: {r}")
+                        print(ratio_lines[-1], flush=True)
                 for method in methods:
                     res = timing[method]
                     if res["status"] != "ok":
@@ -465,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(done=True)
     print()
     print(text)
+    if ratio_lines:
+        print()
+        print("\n".join(ratio_lines))
     if args.write_doc:
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 1 if failures else 0
