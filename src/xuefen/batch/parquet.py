@@ -269,12 +269,13 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     ``total_milli``, ``routed``, ``cat:…``), in file order of each range.
 
     ``batch_rows``: a piece's size.  Each piece costs about 4 ms however
-    small it is (Polars calls over its teachers, the rule tables).  Measured
-    here over 10M rows of 永吉 in one process (CPU time, 10 interleaved
-    runs), pieces of 500k rows took 1.60 s (min) / 1.72 s (median) against
-    1.64 / 1.76 s for 250k, but at 1M teachers the two workers then peaked at
-    2.0 GB together instead of 1.7 GB: the goal is 2 GB, so pieces stay at
-    250k."""
+    small it is (Polars calls over its teachers, the rule tables).  Pieces
+    were 250k rows while the NumPy scope stage held a dozen line arrays per
+    piece (500k then peaked at 2.0 GB for two workers at 1M teachers, against
+    1.7 GB); the compiled scope pass keeps a teacher's lines in small buffers
+    instead, so pieces of 500k rows peak at 1.5–1.7 GB for the two workers at
+    1M teachers × 100 records (永吉, 山东; ``xuefen bench``), under the 2 GB
+    goal, and spend fewer of those 4 ms."""
     path = str(path)
     pf = pq.ParquetFile(path)
     n_workers = workers or min(2, os.cpu_count() or 1)
