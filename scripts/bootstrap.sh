@@ -14,3 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
   echo "$want" > "$stamp"
 fi
+# This machine kind sets PYTHONDONTWRITEBYTECODE, so without this every
+# process compiles the package from source again: measured here, 0.13 s of
+# each batch worker's start (there are three processes a batch run).
+.venv/bin/python -m compileall -q src >/dev/null
