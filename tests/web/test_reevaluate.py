@@ -209,3 +209,49 @@ def test_leave_is_read_as_the_engine_reads_it(world: World, method: str) -> None
     assert (out.unchanged, out.refreshed, out.routed) == (3, 1, 0)
     after = _stamps()
     assert (after[alice.pk], after[will.pk]) == (before[alice.pk], before[will.pk])
+
+
+def test_a_policy_change_reads_only_the_teachers_bound_to_it(world: World, method: str) -> None:
+    _ledger(world)
+    alice = world.teachers["alice"]
+    Record.objects.filter(teacher=alice, form="集中").update(hours=Decimal(64))
+    stale = TeacherResult.objects.get(teacher=alice).total
+    # after shandong's file changed: will alone; alice's stale figure in the yongji district is not read
+    out = reevaluate(method=method, policy="shandong")
+    assert (out.teachers, out.unchanged, out.refreshed) == (1, 1, 0)
+    assert TeacherResult.objects.get(teacher=alice).total == stale
+    # by id as well as by jurisdiction code; ella has no counting record and is evaluated one by one
+    out = reevaluate(method=method, policy="yongji")
+    assert (out.teachers, out.unchanged, out.refreshed) == (3, 1, 2)
+    assert TeacherResult.objects.get(teacher=alice).total != stale
+    _matches_fresh(world, ("alice", "anna", "ella", "will"))
+
+
+def test_an_unknown_policy_is_refused_by_name(world: World) -> None:
+    with pytest.raises(ValueError, match="没有编号或辖区代码为 火星 的政策"):
+        reevaluate(policy="火星")
+    with pytest.raises(CommandError, match="火星"):
+        call_command("reevaluate", "--policy", "火星")
+
+
+def test_a_binding_change_skips_units_below_that_bind_their_own(world: World, method: str) -> None:
+    _ledger(world)
+    city, east2 = world.orgs["city"], world.orgs["east-2"]
+    # a school that binds its own policy is shadowed from the city's binding
+    east2.policy = "yongji"
+    east2.save()
+    city.policy = "shandong"
+    city.save()
+    out = reevaluate(city, method=method, bound_here=True)
+    # the city binds no teacher: east and west each bind their own, east-2 too
+    assert out.teachers == 0
+    out = reevaluate(world.orgs["east"], method=method, bound_here=True)
+    assert out.teachers == 2  # alice and anna of east-1; ella's school binds its own
+    out = reevaluate(world.orgs["east"], method=method)
+    assert out.teachers == 3  # without bound_here: everyone under the unit
+
+
+def test_the_command_reevaluates_one_policy(world: World, capsys: Any, method: str) -> None:
+    _ledger(world)
+    call_command("reevaluate", "--policy", "shandong", "--method", method)
+    assert "共 1 名教师" in capsys.readouterr().out

@@ -76,7 +76,7 @@ def update_org(actor: Actor, org_id: int, new: OrgSettings) -> Outcome | None:
     org.save(update_fields=["policy", "policy_options", "declaration_months"])
     audit.log(actor.user, "org_update", org, before=before, after=after, ip=actor.ip, org_path=org.path)
     if (before["policy"], before["policy_options"]) != (after["policy"], after["policy_options"]):
-        return reevaluate(org)
+        return reevaluate(org, bound_here=True)
     return None
 
 
