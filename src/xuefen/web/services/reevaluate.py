@@ -99,19 +99,19 @@ def reevaluate(org: Org | None = None, today: dt.date | None = None, method: str
         if picked is None:
             stale.append(t)  # no policy: refresh_result removes any stored result
             continue
-        policy, as_of, options = picked
-        key = (policy.id, as_of, tuple(sorted(options.items())))
+        bound, as_of, options = picked
+        key = (bound.id, as_of, tuple(sorted(options.items())))
         groups[key].append(t)
-        chosen[key] = (policy, options)
+        chosen[key] = (bound, options)
     unchanged = 0
     routed = 0
     for key, members in groups.items():
-        policy, options = chosen[key]
+        bound, options = chosen[key]
         if method == "sql":
-            confirmed, by_batch = _confirmed_sql(policy, key[1], options, members)
+            confirmed, by_batch = _confirmed_sql(bound, key[1], options, members)
             routed += by_batch
         else:
-            confirmed = _confirmed(policy, key[1], options, members)
+            confirmed = _confirmed(bound, key[1], options, members)
         unchanged += len(confirmed)
         stale += [t for t in members if t.pk not in confirmed]
     refreshed = refresh_results(stale, today) if stale else 0
