@@ -295,3 +295,40 @@ def test_the_random_ledgers_exercised_both_formulations(policy_id: str) -> None:
     if policy_id not in BATCH_PATH:
         pytest.skip("the differential test did not run in this session")
     assert KERNELS_OFF.get(policy_id, 0) >= 40
+
+
+def school_cap_population() -> list[tuple[Teacher, list[Record]]]:
+    """山东 第十八条: school-based credits that pass the 120-credit cycle cap in
+    their second or third year, for a teacher of the whole cycle and for one
+    hired during it (her first year is not required but still registers)."""
+    def school(rid: str, year: int, credits: str | None = None, hours: str | None = None) -> Record:
+        return Record(id=rid, year=year, form="校本", result="合格", credits=Decimal(credits) if credits else None,
+                      hours=Decimal(hours) if hours else None)
+
+    def course(rid: str, year: int, hours: str) -> Record:
+        return Record(id=rid, year=year, form="集中", level="市级", hours=Decimal(hours), result="合格")
+
+    return [
+        (Teacher(id="whole", stage="小学", hired_year=2010),
+         [school("s1", 2024, "100"), course("t1", 2024, "20"), school("s2", 2025, "48"),
+          school("s3", 2026, hours="30"), course("t3", 2026, "50")]),
+        (Teacher(id="hired", stage="初中", hired_year=2025),
+         [school("s1", 2024, "90"), school("s2", 2025, "30"), school("s3", 2025, "12.5", "40"),
+          course("t2", 2025, "30"), school("s4", 2026, "60")]),
+        (Teacher(id="under", stage="高中", hired_year=2000),
+         [school("s1", 2024, "60"), school("s2", 2025, "59.9"), course("t2", 2026, "48")]),
+    ]
+
+
+def test_a_cumulative_cycle_cap_reduces_the_later_years() -> None:
+    """The cap used up in an earlier year leaves a later year only what was
+    registered: the batch paths give the engine's year figures."""
+    shandong = REGISTRY.get("shandong")
+    population = school_cap_population()
+    compare(shandong, population)
+    as_of = as_of_for(shandong)
+    years = {t.id: {y: int(sc.total * 1000) for y, sc in Evaluator(shandong).evaluate(t, r, as_of).years.items()}
+             for t, r in population}
+    assert years["whole"] == {2024: 120_000, 2025: 20_000, 2026: 50_000}
+    assert years["hired"] == {2024: 90_000, 2025: 60_000, 2026: 0}
+    assert years["under"] == {2024: 60_000, 2025: 59_900, 2026: 48_000}

@@ -159,3 +159,16 @@ def test_policy_cases_through_sql() -> None:
                 assert row[key] == exp[key], (policy_id, case.name, key, row, exp)
             seen += 1
     assert seen > 10
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.parametrize("reading", ["registered", "cycle_only"])
+def test_a_cumulative_cycle_cap_in_sql(reading: str) -> None:
+    """山东 第十八条 both ways: the SQL year figures are the engine's."""
+    _postgres()
+    from tests.test_batch import school_cap_population
+
+    before = SQL_PATH.get("shandong", 0)
+    compare("shandong", school_cap_population(), {"school_cap_years": reading})
+    assert SQL_PATH["shandong"] - before == 3

@@ -680,13 +680,17 @@ class _Translation:
         """The caps of one scope, one TEMP table each, in the batch's order
         (plain caps before share-of-total); returns the last table.  Each
         cap's lines keep their amount ``a`` unless the cap covers them."""
-        caps = sorted((c for c in self.ev.caps if c.scope == scope), key=lambda c: c.share_of_total is not None)
+        plain = sorted((c for c in self.ev.caps if c.scope == scope), key=lambda c: c.share_of_total is not None)
+        caps = [(c, group, "") for c in plain]
+        if scope == "year":
+            # a cumulative cycle cap runs on through the teacher's years, after each year's own caps
+            caps += [(c, "t", " AND in_cycle") for c in self.ev.caps if c.cumulative]
         prev = source
         base = "t, y, rid, k, cat, excluded, passed, milli, hours, theme, ord, in_cycle" + "".join(
             f", {c}" for c in self.targets.values())
-        for j, cap in enumerate(caps):
-            mask = f"({self._tm(cap)} AND NOT excluded)"
-            w = f"PARTITION BY {group}"
+        for j, (cap, by, only) in enumerate(caps):
+            mask = f"({self._tm(cap)} AND NOT excluded{only})"
+            w = f"PARTITION BY {by}"
             limits = []
             if cap.max is not None:
                 mx = Fraction(cap.max) * 1000

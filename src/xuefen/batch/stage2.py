@@ -95,9 +95,11 @@ Req = tuple[Any, np.ndarray, np.ndarray]  # (minimum rule, applies per group, re
 
 def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amount: np.ndarray, gkey: np.ndarray,
            n_groups: int, reqs: list[Req], transfer_on: dict[str, np.ndarray],
-           tmatch: dict[str, np.ndarray]) -> Scope:
+           tmatch: dict[str, np.ndarray], in_cycle: np.ndarray | None = None) -> Scope:
     """Caps, transfers and minimums of one scope (years or the cycle) for all
-    groups at once; ``amount`` is updated in place by the caps."""
+    groups at once; ``amount`` is updated in place by the caps.  ``in_cycle``
+    (year scope only; None = every line) marks the lines a cumulative cycle
+    cap registers."""
     ev = comp.ev
     ncat = len(comp.categories)
     cat = lines["cat"]
@@ -122,6 +124,19 @@ def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amoun
             allowed = (others * s.numerator) // (s.denominator - s.numerator)
             limit = allowed if limit is None else np.minimum(allowed, limit)
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
+    if scope == "year":
+        # a cumulative cycle cap runs on through the teacher's years (the lines
+        # are in canonical order, so a teacher's years follow one another)
+        cumulative = [c for c in ev.caps if c.cumulative]
+        if cumulative:
+            t_gid, t_starts = _segments(lines["t"])
+            for cap in cumulative:
+                mask = tmatch[cap.id] & ~excluded
+                if in_cycle is not None:
+                    mask &= in_cycle
+                assert cap.max is not None
+                mx = frac(cap.max) * 1000
+                _apply_cap(amount, mask, t_gid, t_starts, int(mx.numerator // mx.denominator), False)
     if kernels.ENABLED:
         # gkey is the group's number itself (group_index[gid] == gkey)
         counted = kernels.cell_sum(gkey, cat, ncat, amount, excluded, n_groups)
@@ -413,17 +428,19 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
     st = teacher_state(comp, teachers)
     n_t, n_y = st.n_t, st.n_y
     tmatch = _line_targets(comp, lines, mcols, theme, st.synthetic)
+    year_in_cycle: np.ndarray | None = None
     if st.excl_pre.any():
         in_cycle = ~(st.excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < st.start[lines["t"]]))
         year_pick = np.flatnonzero(in_cycle | st.hire_only[lines["t"], lines["y"]])
         cycle_pick = np.flatnonzero(in_cycle)
+        year_in_cycle = in_cycle[year_pick]
     else:  # every line is in the cycle: no per-line gathers
         year_pick = cycle_pick = np.arange(len(lines["t"]))
     n_lines = len(lines["t"])
     year_lines = _pick(lines, year_pick, n_lines)
     year_amount = year_lines["milli"].copy()
     year_scope = _scope(comp, "year", year_lines, year_amount, year_lines["t"] * n_y + year_lines["y"], n_t * n_y,
-                        st.year_reqs, st.year_on, _pick(tmatch, year_pick, n_lines))
+                        st.year_reqs, st.year_on, _pick(tmatch, year_pick, n_lines), year_in_cycle)
     if len(year_pick) == n_lines:
         amount = year_amount  # year caps carry into the cycle
     else:

@@ -134,6 +134,9 @@ class Evaluator:
         self.multiplier_tests = [(m, compiled(m.when)) for m in self.multipliers]
         self.cycle_records: list[Record] = []
         self._said: set[str] = set()
+        # cumulative cycle caps: what the years so far have registered, per cap
+        self.registered: dict[str, Decimal] = {}
+        self._chosen: dict[str, str] = {}
         self._rewrites = has_words(policy)
         self._read_as: dict[str, str] = {}
         # The per-record decisions (which conversion, which gate fails, which
@@ -229,6 +232,20 @@ class Evaluator:
             if adj.dropped:
                 break
         return adj
+
+    def chosen_by(self, rule: RuleBase) -> str:
+        """The options that made a rule active, for its own explanation lines:
+        where a text reads two ways, the reader sees which reading was used."""
+        said = self._chosen.get(rule.id)
+        if said is None:
+            parts = []
+            for key, value in rule.when_option.items():
+                opt = self.policy.option(key)
+                if opt is not None:
+                    parts.append(f"按选项“{opt.label}”取“{opt.choices[value]}”"
+                                 f"{'（默认）' if value == opt.default else '（非默认设置）'}")
+            said = self._chosen[rule.id] = f"；{'；'.join(parts)}" if parts else ""
+        return said
 
     def once(self, steps: list[Step], rule: RuleBase, step: Step) -> None:
         """Teacher-level facts do not change between scopes: say it once."""
@@ -352,6 +369,7 @@ class Evaluator:
         cycle_start, cycle_end = self.cycle_for(as_of.year)
         ctx = Context(p, teacher, cycle_start, cycle_end)
         self._said = set()
+        self.registered = {}
         steps: list[Step] = []
         warnings: list[str] = []
         _check_unique(records)

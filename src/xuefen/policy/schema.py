@@ -221,11 +221,18 @@ class Cap(RuleBase):
     max: Decimal | None = None
     share_of_total: str | None = None  # "1/3": at most this share of the scope's total
     highest_only: bool = False  # only the single highest record counts
+    # a cycle cap read as a limit on registration (山东 第十八条 "累计登记不超过"):
+    # the years use it up in order, and what is above it is not registered, so
+    # the year it falls in does not count it either
+    cumulative: bool = False
 
     @model_validator(mode="after")
     def _limit(self) -> Cap:
         if self.max is None and self.share_of_total is None and not self.highest_only:
             raise ValueError("cap 须有 max、share_of_total 或 highest_only")
+        if self.cumulative and (self.scope != "cycle" or self.max is None or self.share_of_total is not None
+                                or self.highest_only):
+            raise ValueError("cumulative 只用于 scope: cycle 且只有 max 的上限")
         return self
 
 
