@@ -136,6 +136,8 @@ class Evaluator:
         self._said: set[str] = set()
         # cumulative cycle caps: what the years so far have registered, per cap
         self.registered: dict[str, Decimal] = {}
+        # a year's caps crossed: the cycle allocates all caps together too
+        self.caps_crossed = False
         self._chosen: dict[str, str] = {}
         self._rewrites = has_words(policy)
         self._read_as: dict[str, str] = {}
@@ -370,6 +372,7 @@ class Evaluator:
         ctx = Context(p, teacher, cycle_start, cycle_end)
         self._said = set()
         self.registered = {}
+        self.caps_crossed = False
         steps: list[Step] = []
         warnings: list[str] = []
         _check_unique(records)
