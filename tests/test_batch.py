@@ -332,3 +332,24 @@ def test_a_cumulative_cycle_cap_reduces_the_later_years() -> None:
     assert years["whole"] == {2024: 120_000, 2025: 20_000, 2026: 50_000}
     assert years["hired"] == {2024: 90_000, 2025: 60_000, 2026: 0}
     assert years["under"] == {2024: 60_000, 2025: 59_900, 2026: 48_000}
+
+
+def crossing_population(year: int) -> list[tuple[Teacher, list[Record]]]:
+    """肃州 caps 带教 at 3 and 中长期培训 at 42 a year: a record that is both
+    crosses the two caps; the engine allocates them together (45, not 42)."""
+    mentor = Record(id="m1", year=year, achievement="带教", role="指导教师")
+    course = Record(id="z1", year=year, form="中长期培训", hours=Decimal(200))
+    both = Record(id="a0", year=year, form="中长期培训", achievement="带教", hours=Decimal(200))
+    return [(Teacher(id="crossed", stage="小学", hired_year=2000), [mentor, course, both]),
+            (Teacher(id="apart", stage="小学", hired_year=2000), [mentor, course])]
+
+
+def test_crossing_caps_go_to_the_engine() -> None:
+    suzhou = REGISTRY.get("suzhou")
+    as_of = as_of_for(suzhou)
+    population = crossing_population(as_of.year)
+    compare(suzhou, population)
+    result = evaluate_frame(suzhou, flat_frame(population), as_of)
+    rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
+    assert (rows["crossed"]["routed"], rows["apart"]["routed"]) == (True, False)
+    assert rows["crossed"]["total_milli"] == rows["apart"]["total_milli"] == 45_000

@@ -172,3 +172,19 @@ def test_a_cumulative_cycle_cap_in_sql(reading: str) -> None:
     before = SQL_PATH.get("shandong", 0)
     compare("shandong", school_cap_population(), {"school_cap_years": reading})
     assert SQL_PATH["shandong"] - before == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_crossing_caps_are_routed_in_sql() -> None:
+    """A teacher whose caps cross is left to the engine, as in the batch."""
+    _postgres()
+    from tests.test_batch import crossing_population
+
+    population = crossing_population(as_of_for(REGISTRY.policies["suzhou"]).year)
+    compare("suzhou", population, {})
+    with connection.cursor() as cursor:
+        load(cursor, population)
+        result = evaluate_sql(cursor, REGISTRY.policies["suzhou"], as_of_for(REGISTRY.policies["suzhou"]), None,
+                              teachers="in_teacher", records="in_record", leaves="in_leave")
+    assert result.routed == ["crossed"]

@@ -528,15 +528,50 @@ def _line_targets(comp: CompiledPolicy, lines: dict[str, np.ndarray], mcols: dic
     tmatch: dict[str, np.ndarray] = {}
     rules: list[Cap | Minimum] = [*comp.ev.caps, *comp.ev.minimums, *(m for ms in synthetic.values() for m in ms)]
     for rule in rules:
-        t = rule.target
-        if not isinstance(t, Target):
-            continue
-        if t.match is not None:
-            tmatch[rule.id] = mcols[f"__m:{rule.id}"]
-        elif t.theme is not None:
-            tmatch[rule.id] = (theme() == t.theme).fill_null(False).to_numpy().astype(bool)
-        elif t.category is not None:
-            tmatch[rule.id] = lines["cat"] == comp.cat_index[t.category]
-        elif t.categories is not None:
-            tmatch[rule.id] = np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+        if isinstance(rule.target, Target):
+            tmatch[rule.id] = target_mask(comp, rule.id, rule.target, lines, mcols, theme)
     return tmatch
+
+
+def target_mask(comp: CompiledPolicy, rule_id: str, t: Target, lines: dict[str, np.ndarray],
+                mcols: dict[str, np.ndarray], theme: Callable[[], pl.Series]) -> np.ndarray:
+    """Which lines one rule's target covers (before the excluded filter)."""
+    if t.match is not None:
+        return mcols[f"__m:{rule_id}"]
+    if t.theme is not None:
+        return np.asarray((theme() == t.theme).fill_null(False).to_numpy(), dtype=bool)
+    if t.category is not None:
+        return np.asarray(lines["cat"] == comp.cat_index[t.category])
+    assert t.categories is not None
+    return np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+
+
+def crossing_teachers(comp: CompiledPolicy, lines: dict[str, np.ndarray], member: Callable[[Cap], np.ndarray],
+                      n_t: int) -> np.ndarray:
+    """Per teacher: has she a line in two caps that cross (they share a line
+    and the one applied first has a line outside the other)?  The engine
+    allocates such caps together, which no batch form does: these teachers go
+    to the per-teacher engine.  Tested over every line of the cycle's years,
+    a superset of the lines the engine looks at, so nobody it allocates
+    together is missed."""
+    out = np.zeros(n_t, dtype=bool)
+    if not comp.cap_pairs or not len(lines["t"]):
+        return out
+    n_y = comp.last_year - comp.cycle_start + 1
+    live = ~lines["excluded"]
+    per_year = lines["t"] * n_y + lines["y"]
+    masks: dict[str, np.ndarray] = {}
+    for a, b in comp.cap_pairs:
+        for cap in (a, b):
+            if cap.id not in masks:
+                masks[cap.id] = member(cap)
+        first = masks[a.id] & live
+        if not first.any():
+            continue
+        # a year cap's group is one teacher-year; the cycle's, the teacher
+        key, n = (per_year, n_t * n_y) if a.scope == "year" else (lines["t"], n_t)
+        both = np.bincount(key[first & masks[b.id]], minlength=n) > 0
+        outside = np.bincount(key[first & ~masks[b.id]], minlength=n) > 0
+        hit = both & outside
+        out |= hit.reshape(n_t, n_y).any(axis=1) if a.scope == "year" else hit
+    return out
