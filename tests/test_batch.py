@@ -353,3 +353,35 @@ def test_crossing_caps_go_to_the_engine() -> None:
     rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
     assert (rows["crossed"]["routed"], rows["apart"]["routed"]) == (True, False)
     assert rows["crossed"]["total_milli"] == rows["apart"]["total_milli"] == 45_000
+
+
+def crossing_beijing(tmp_path: Any) -> Policy:
+    """北京 with one more cap, on 集中 training of any category: it crosses the
+    category and theme caps, on a policy the columnar and compiled paths take."""
+    from xuefen.policy.loader import default_policy_dir, load_policy_file
+
+    text = (default_policy_dir() / "beijing-2021.yaml").read_text(encoding="utf-8")
+    extra = ("  - id: cap-test-concentrated\n    kind: cap\n    label: 测试：集中培训周期至多3学分\n    scope: cycle\n"
+             "    target: {match: {form: 集中}}\n    max: 3\n    cite: {article: 第二条, note: 测试用}\n")
+    head, tail = text.split("\nrules:\n", 1)
+    path = tmp_path / "beijing-2021.yaml"
+    path.write_text(f"{head}\nrules:\n{extra}{tail}", encoding="utf-8")
+    return load_policy_file(path)
+
+
+def test_crossing_caps_on_the_columnar_paths(tmp_path: Any) -> None:
+    policy = crossing_beijing(tmp_path)
+    as_of = as_of_for(policy)
+    teacher = Teacher(id="crossed", stage="小学", hired_year=2000)
+    records = [Record(id="p1", year=2023, category="公共必修", theme="现代信息技术", credits=Decimal(2), form="集中"),
+               Record(id="p2", year=2023, category="公共必修", theme="学生发展", credits=Decimal(1)),
+               Record(id="q1", year=2024, category="专业必修", hours=Decimal(40), form="集中")]
+    plain = (Teacher(id="apart", stage="小学", hired_year=2000),
+             [Record(id="q1", year=2024, category="专业必修", hours=Decimal(40), form="网络")])
+    population = [(teacher, records), plain]
+    compare(policy, population)
+    compare(policy, population, canonical=True)
+    for fast in (True, False):
+        result = evaluate_frame(policy, flat_frame(population), as_of, columnar=fast)
+        rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
+        assert (rows["crossed"]["routed"], rows["apart"]["routed"]) == (True, False), fast
