@@ -24,7 +24,7 @@ from xuefen.batch import evaluate_frame, kernels
 from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Leave, Record, Teacher
 from xuefen.policy.loader import default_registry
-from xuefen.policy.schema import Ops, Policy
+from xuefen.policy.schema import Ops, Policy, match_items
 
 REGISTRY = default_registry()
 POLICIES = sorted(REGISTRY.policies)
@@ -35,7 +35,7 @@ def mentioned(policy: Policy) -> dict[str, list[Any]]:
     seen: dict[str, set[Any]] = {}
 
     def walk(match: dict[str, Any] | None) -> None:
-        for key, value in (match or {}).items():
+        for key, value in match_items(match):
             if key.startswith("teacher."):
                 continue
             values = value if isinstance(value, list) else [value]

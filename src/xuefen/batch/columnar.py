@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from xuefen import vocab
 from xuefen.errors import InputError, Problem
-from xuefen.policy.schema import Ops, Target
+from xuefen.policy.schema import Ops, Target, match_items
 
 from . import kernels
 from .compile import (
@@ -127,7 +127,7 @@ def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
 
 def match_columns(match: dict[str, Any] | None) -> set[str]:
     """The input columns a teacher condition (``applies_to``) reads."""
-    cols = {fact_column(key) for key in match or {}}
+    cols = {fact_column(key) for key, _ in match_items(match)}
     return {"category" if c == "__category_id" else c for c in cols if c is not None}
 
 
@@ -147,7 +147,7 @@ class Plan:
         route_matches = comp.route_matches
         matches = [*record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
         for m in matches:
-            for key, expected in (m or {}).items():
+            for key, expected in match_items(m):
                 col = fact_column(key)
                 if col is None:
                     name = key.removeprefix("teacher.")
@@ -172,7 +172,8 @@ class Plan:
                         cols.add(cr.by.field)
         # a theme target over lines whose theme is the record's: the compiled
         # scope pass reads the record's theme from the combination
-        themed = [t for r in [*ev.caps, *ev.minimums] if isinstance(t := getattr(r, "target", None), Target) and t.theme]
+        themed = [t for r in [*ev.caps, *ev.minimums] if isinstance(t := getattr(r, "target", None), Target)
+                  and (t.theme or t.themes)]
         if themed and any(out.theme == "@record" for c in ev.conversions for out in ev.outputs[c.id]):
             cols.add("theme")
         self.key_cols = sorted(cols)

@@ -20,7 +20,7 @@ from xuefen.engine.rules import BY_KIND
 from xuefen.engine.rules.cap import plain
 from xuefen.errors import InputError
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
-from xuefen.policy.schema import ByTable, Cap, Credits, Minimum, Ops, Policy, Target
+from xuefen.policy.schema import ANY_OF, ByTable, Cap, Credits, Minimum, Ops, Policy, Target
 
 TEACHER_COLUMNS = [k for k in TEACHER_FIELDS if k != "id"]
 DECIMAL_FIELDS = [k for k, (_, kind) in RECORD_FIELDS.items() if kind == "decimal"]
@@ -99,6 +99,9 @@ class CompiledPolicy:
             return pl.lit(True)
         parts = []
         for key, expected in match.items():
+            if key == ANY_OF:
+                parts.append(pl.any_horizontal([self.match(m) for m in expected]))
+                continue
             col, kind = self._col(key)
             parts.append(_one(col, kind, expected))
         return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]
@@ -263,6 +266,9 @@ def _disjoint(a: Target, b: Target) -> bool:
         return a.category != b.category
     if a.theme is not None and b.theme is not None:
         return a.theme != b.theme
+    for one, other in ((a, b), (b, a)):
+        if one.theme is not None and other.themes is not None:
+            return one.theme not in other.themes
     for one, other in ((a, b), (b, a)):
         if one.category is not None and other.categories is not None:
             return one.category not in other.categories

@@ -685,6 +685,8 @@ class _Translation:
             return self.targets[rule.id]
         if t.theme is not None:
             return f"coalesce(theme = {_q(t.theme)}, FALSE)"
+        if t.themes is not None:
+            return f"coalesce(theme IN ({', '.join(_q(x) for x in t.themes)}), FALSE)"
         if t.category is not None:
             return f"(cat = {self.comp.cat_index[t.category]})"
         assert t.categories is not None

@@ -540,6 +540,8 @@ def target_mask(comp: CompiledPolicy, rule_id: str, t: Target, lines: dict[str, 
         return mcols[f"__m:{rule_id}"]
     if t.theme is not None:
         return np.asarray((theme() == t.theme).fill_null(False).to_numpy(), dtype=bool)
+    if t.themes is not None:
+        return np.asarray(theme().is_in(t.themes).fill_null(False).to_numpy(), dtype=bool)
     if t.category is not None:
         return np.asarray(lines["cat"] == comp.cat_index[t.category])
     assert t.categories is not None

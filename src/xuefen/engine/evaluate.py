@@ -48,6 +48,7 @@ from xuefen.policy.schema import (
     Target,
     Transfer,
     Waive,
+    match_items,
 )
 
 from .core import (
@@ -150,7 +151,7 @@ class Evaluator:
         conditions += [g.when for g in self.gates] + [g.require for g in self.gates]
         conditions += [m.when for m in self.multipliers] + [e.when for e in self.excludes]
         for match in conditions:
-            for key in match or {}:
+            for key, _ in match_items(match):
                 (teacher_keys if key.startswith("teacher.") else record_keys).add(key.removeprefix("teacher."))
         if self._dispatch_field:
             record_keys.add(self._dispatch_field)
@@ -264,6 +265,8 @@ class Evaluator:
             return [ln for ln in lines if ln.category in target.categories and not ln.excluded]
         if target.theme is not None:
             return [ln for ln in lines if ln.theme == target.theme and not ln.excluded]
+        if target.themes is not None:
+            return [ln for ln in lines if ln.theme in target.themes and not ln.excluded]
         return [ln for ln in lines if matches(ctx, target.match, ln.record)]
 
     # -- per record
