@@ -17,10 +17,9 @@ import polars as pl
 
 from xuefen.engine.evaluate import Evaluator
 from xuefen.engine.rules import BY_KIND
-from xuefen.engine.rules.cap import plain
 from xuefen.errors import InputError
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
-from xuefen.policy.schema import ANY_OF, ByTable, Cap, Credits, Minimum, Ops, Policy, Target
+from xuefen.policy.schema import ANY_OF, ByTable, Credits, Minimum, Ops, Policy
 
 TEACHER_COLUMNS = [k for k in TEACHER_FIELDS if k != "id"]
 DECIMAL_FIELDS = [k for k, (_, kind) in RECORD_FIELDS.items() if kind == "decimal"]
@@ -68,7 +67,7 @@ class CompiledPolicy:
             self.route_matches.append({"category": subtypes})
         if theme_aliases:
             self.route_matches.append({"theme": theme_aliases})
-        self.cap_pairs = crossable_caps(self.ev.caps)
+        self.cap_pairs = self.ev.crossable
         self.alias = {}
         for cat in policy.categories:
             self.alias[cat.id] = cat.id
@@ -259,27 +258,3 @@ def milli_of(value: Decimal) -> int:
         raise InputError(f"政策数值 {value} 超过千分位精度")
     return int(f)
 
-
-def _disjoint(a: Target, b: Target) -> bool:
-    """Targets no line can be in both of (a line has one category and one theme)."""
-    if a.category is not None and b.category is not None:
-        return a.category != b.category
-    if a.theme is not None and b.theme is not None:
-        return a.theme != b.theme
-    for one, other in ((a, b), (b, a)):
-        if one.theme is not None and other.themes is not None:
-            return one.theme not in other.themes
-    for one, other in ((a, b), (b, a)):
-        if one.category is not None and other.categories is not None:
-            return one.category not in other.categories
-    return False
-
-
-def crossable_caps(caps: list[Cap]) -> list[tuple[Cap, Cap]]:
-    """The fixed-limit caps that could cross, in the order the engine applies
-    them (each year's caps before the cycle's, policy order within a scope):
-    a teacher with a line in both that crosses goes to the per-teacher engine,
-    which allocates crossing caps together (engine/allocate.py)."""
-    fixed = [c for c in caps if plain(c)]
-    ordered = [c for c in fixed if c.scope == "year"] + [c for c in fixed if c.scope == "cycle"]
-    return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:] if not _disjoint(a.target, b.target)]

@@ -76,6 +76,7 @@ from .rules.base import (
     ScopeState,
     StartState,
 )
+from .rules.cap import crossable_caps
 from .rules.leave_year import year_minimums
 from .words import has_words, in_policy_words
 
@@ -115,6 +116,7 @@ class Evaluator:
         self.multipliers: list[Multiplier] = kind(Multiplier)
         self.attributions: list[AttributeYear] = kind(AttributeYear)
         self.caps: list[Cap] = kind(Cap)
+        self.crossable = crossable_caps(self.caps)
         self.transfers: list[Transfer] = kind(Transfer)
         self.minimums: list[Minimum] = kind(Minimum)
         self.partials: list[PartialCycle] = kind(PartialCycle)

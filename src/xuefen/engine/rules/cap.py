@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from xuefen.numbers import ZERO, fmt, q_down, share
-from xuefen.policy.schema import Cap
+from xuefen.policy.schema import Cap, Target
 
 from ..allocate import allocate, crossing, two_families
 from ..core import Context, Line, Step, cite_of, target_text
@@ -56,6 +56,32 @@ def _register(ev: Evaluator, ctx: Context, sc: ScopeState, cap: Cap) -> None:
 def plain(cap: Cap) -> bool:
     """A cap with a fixed limit: one of the groups allocated together when caps cross."""
     return cap.max is not None and cap.share_of_total is None
+
+
+def _disjoint(a: Target, b: Target) -> bool:
+    """Targets no line can be in both of (a line has one category and one theme)."""
+    if a.category is not None and b.category is not None:
+        return a.category != b.category
+    if a.theme is not None and b.theme is not None:
+        return a.theme != b.theme
+    for one, other in ((a, b), (b, a)):
+        if one.theme is not None and other.themes is not None:
+            return one.theme not in other.themes
+    for one, other in ((a, b), (b, a)):
+        if one.category is not None and other.categories is not None:
+            return one.category not in other.categories
+    return False
+
+
+def crossable_caps(caps: list[Cap]) -> list[tuple[Cap, Cap]]:
+    """The pairs of fixed-limit caps that could cross, in the order they are
+    applied (each year's caps before the cycle's, policy order within a
+    scope).  The engine looks for crossings only when there is such a pair;
+    the batch evaluator sends a teacher with a line in both of a pair that
+    crosses to the engine."""
+    fixed = [c for c in caps if plain(c)]
+    ordered = [c for c in fixed if c.scope == "year"] + [c for c in fixed if c.scope == "cycle"]
+    return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:] if not _disjoint(a.target, b.target)]
 
 
 def family(ev: Evaluator, ctx: Context, sc: ScopeState) -> list[tuple[Cap, list[Line]]]:
@@ -170,7 +196,7 @@ def _together(ev: Evaluator, ctx: Context, sc: ScopeState, groups: list[tuple[Ca
 
 
 def apply(ev: Evaluator, ctx: Context, sc: ScopeState) -> None:
-    groups = family(ev, ctx, sc)
+    groups = family(ev, ctx, sc) if ev.crossable else []
     joint = crossed(groups)
     if sc.scope == "year" and joint:
         ev.caps_crossed = True
