@@ -257,4 +257,3 @@ def milli_of(value: Decimal) -> int:
     if f.denominator != 1:
         raise InputError(f"政策数值 {value} 超过千分位精度")
     return int(f)
-

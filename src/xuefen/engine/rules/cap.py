@@ -213,9 +213,11 @@ def apply(ev: Evaluator, ctx: Context, sc: ScopeState) -> None:
 
 
 ENGINE = ("per scope, first: plain caps then share-of-total caps, record by record in canonical order; "
-          "a cumulative cycle cap also in each year, after its own caps, carried from year to year")
+          "a cumulative cycle cap also in each year, after its own caps, carried from year to year; "
+          "caps that cross allocated together (engine/allocate.py)")
 BATCH = ("stage2: running sums clipped per group (kernels.apply_cap), highest_only, share_of_total; "
-         "cumulative: a running sum per teacher in the year scope (the NumPy stage)")
+         "cumulative: a running sum per teacher in the year scope (the NumPy stage); "
+         "teachers whose caps cross routed to the per-teacher engine")
 SQL = ("window running sums in the canonical order, clipped; share-of-total; highest_only; "
-       "cumulative: partitioned by teacher in the year scope")
+       "cumulative: partitioned by teacher in the year scope; teachers whose caps cross routed to the engine")
 KIND = RuleKind("cap", Cap, ENGINE, BATCH, SQL, caps=apply)
