@@ -15,7 +15,10 @@ Properties:
     lowers the cycle total.  Caps and share-of-total caps may absorb the new
     credits entirely, so what is asserted is ``total_after >= total_before``,
     not a strict increase and no upper bound (a share cap can let a capped
-    category count more when other credits grow);
+    category count more when other credits grow).  It holds for every policy
+    with no exception: caps that cross are allocated together
+    (``engine/allocate.py``, checked against every allocation of small cases in
+    ``tests/test_allocate.py``);
 (c) the result does not depend on the order of the records: ``as_dict`` of a
     permutation equals ``as_dict`` of the original once the records list is
     put in id order.
