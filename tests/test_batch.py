@@ -24,7 +24,7 @@ from xuefen.batch import evaluate_frame, kernels
 from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Leave, Record, Teacher
 from xuefen.policy.loader import default_registry
-from xuefen.policy.schema import Ops, Policy
+from xuefen.policy.schema import Ops, Policy, match_items
 
 REGISTRY = default_registry()
 POLICIES = sorted(REGISTRY.policies)
@@ -35,7 +35,7 @@ def mentioned(policy: Policy) -> dict[str, list[Any]]:
     seen: dict[str, set[Any]] = {}
 
     def walk(match: dict[str, Any] | None) -> None:
-        for key, value in (match or {}).items():
+        for key, value in match_items(match):
             if key.startswith("teacher."):
                 continue
             values = value if isinstance(value, list) else [value]
@@ -295,3 +295,93 @@ def test_the_random_ledgers_exercised_both_formulations(policy_id: str) -> None:
     if policy_id not in BATCH_PATH:
         pytest.skip("the differential test did not run in this session")
     assert KERNELS_OFF.get(policy_id, 0) >= 40
+
+
+def school_cap_population() -> list[tuple[Teacher, list[Record]]]:
+    """山东 第十八条: school-based credits that pass the 120-credit cycle cap in
+    their second or third year, for a teacher of the whole cycle and for one
+    hired during it (her first year is not required but still registers)."""
+    def school(rid: str, year: int, credits: str | None = None, hours: str | None = None) -> Record:
+        return Record(id=rid, year=year, form="校本", result="合格", credits=Decimal(credits) if credits else None,
+                      hours=Decimal(hours) if hours else None)
+
+    def course(rid: str, year: int, hours: str) -> Record:
+        return Record(id=rid, year=year, form="集中", level="市级", hours=Decimal(hours), result="合格")
+
+    return [
+        (Teacher(id="whole", stage="小学", hired_year=2010),
+         [school("s1", 2024, "100"), course("t1", 2024, "20"), school("s2", 2025, "48"),
+          school("s3", 2026, hours="30"), course("t3", 2026, "50")]),
+        (Teacher(id="hired", stage="初中", hired_year=2025),
+         [school("s1", 2024, "90"), school("s2", 2025, "30"), school("s3", 2025, "12.5", "40"),
+          course("t2", 2025, "30"), school("s4", 2026, "60")]),
+        (Teacher(id="under", stage="高中", hired_year=2000),
+         [school("s1", 2024, "60"), school("s2", 2025, "59.9"), course("t2", 2026, "48")]),
+    ]
+
+
+def test_a_cumulative_cycle_cap_reduces_the_later_years() -> None:
+    """The cap used up in an earlier year leaves a later year only what was
+    registered: the batch paths give the engine's year figures."""
+    shandong = REGISTRY.get("shandong")
+    population = school_cap_population()
+    compare(shandong, population)
+    as_of = as_of_for(shandong)
+    years = {t.id: {y: int(sc.total * 1000) for y, sc in Evaluator(shandong).evaluate(t, r, as_of).years.items()}
+             for t, r in population}
+    assert years["whole"] == {2024: 120_000, 2025: 20_000, 2026: 50_000}
+    assert years["hired"] == {2024: 90_000, 2025: 60_000, 2026: 0}
+    assert years["under"] == {2024: 60_000, 2025: 59_900, 2026: 48_000}
+
+
+def crossing_population(year: int) -> list[tuple[Teacher, list[Record]]]:
+    """肃州 caps 带教 at 3 and 中长期培训 at 42 a year: a record that is both
+    crosses the two caps; the engine allocates them together (45, not 42)."""
+    mentor = Record(id="m1", year=year, achievement="带教", role="指导教师")
+    course = Record(id="z1", year=year, form="中长期培训", hours=Decimal(200))
+    both = Record(id="a0", year=year, form="中长期培训", achievement="带教", hours=Decimal(200))
+    return [(Teacher(id="crossed", stage="小学", hired_year=2000), [mentor, course, both]),
+            (Teacher(id="apart", stage="小学", hired_year=2000), [mentor, course])]
+
+
+def test_crossing_caps_go_to_the_engine() -> None:
+    suzhou = REGISTRY.get("suzhou")
+    as_of = as_of_for(suzhou)
+    population = crossing_population(as_of.year)
+    compare(suzhou, population)
+    result = evaluate_frame(suzhou, flat_frame(population), as_of)
+    rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
+    assert (rows["crossed"]["routed"], rows["apart"]["routed"]) == (True, False)
+    assert rows["crossed"]["total_milli"] == rows["apart"]["total_milli"] == 45_000
+
+
+def crossing_beijing(tmp_path: Any) -> Policy:
+    """北京 with one more cap, on 集中 training of any category: it crosses the
+    category and theme caps, on a policy the columnar and compiled paths take."""
+    from xuefen.policy.loader import default_policy_dir, load_policy_file
+
+    text = (default_policy_dir() / "beijing-2021.yaml").read_text(encoding="utf-8")
+    extra = ("  - id: cap-test-concentrated\n    kind: cap\n    label: 测试：集中培训周期至多3学分\n    scope: cycle\n"
+             "    target: {match: {form: 集中}}\n    max: 3\n    cite: {article: 第二条, note: 测试用}\n")
+    head, tail = text.split("\nrules:\n", 1)
+    path = tmp_path / "beijing-2021.yaml"
+    path.write_text(f"{head}\nrules:\n{extra}{tail}", encoding="utf-8")
+    return load_policy_file(path)
+
+
+def test_crossing_caps_on_the_columnar_paths(tmp_path: Any) -> None:
+    policy = crossing_beijing(tmp_path)
+    as_of = as_of_for(policy)
+    teacher = Teacher(id="crossed", stage="小学", hired_year=2000)
+    records = [Record(id="p1", year=2023, category="公共必修", theme="现代信息技术", credits=Decimal(2), form="集中"),
+               Record(id="p2", year=2023, category="公共必修", theme="学生发展", credits=Decimal(1)),
+               Record(id="q1", year=2024, category="专业必修", hours=Decimal(40), form="集中")]
+    plain = (Teacher(id="apart", stage="小学", hired_year=2000),
+             [Record(id="q1", year=2024, category="专业必修", hours=Decimal(40), form="网络")])
+    population = [(teacher, records), plain]
+    compare(policy, population)
+    compare(policy, population, canonical=True)
+    for fast in (True, False):
+        result = evaluate_frame(policy, flat_frame(population), as_of, columnar=fast)
+        rows = {r["teacher_id"]: r for r in result.teachers.to_dicts()}
+        assert (rows["crossed"]["routed"], rows["apart"]["routed"]) == (True, False), fast

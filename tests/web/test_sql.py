@@ -8,6 +8,7 @@ routes.  On SQLite these tests skip: the translation is PostgreSQL's."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -159,3 +160,72 @@ def test_policy_cases_through_sql() -> None:
                 assert row[key] == exp[key], (policy_id, case.name, key, row, exp)
             seen += 1
     assert seen > 10
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.parametrize("reading", ["registered", "cycle_only"])
+def test_a_cumulative_cycle_cap_in_sql(reading: str) -> None:
+    """山东 第十八条 both ways: the SQL year figures are the engine's."""
+    _postgres()
+    from tests.test_batch import school_cap_population
+
+    before = SQL_PATH.get("shandong", 0)
+    compare("shandong", school_cap_population(), {"school_cap_years": reading})
+    assert SQL_PATH["shandong"] - before == 3
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_crossing_caps_are_routed_in_sql() -> None:
+    """A teacher whose caps cross is left to the engine, as in the batch."""
+    _postgres()
+    from tests.test_batch import crossing_population
+
+    population = crossing_population(as_of_for(REGISTRY.policies["suzhou"]).year)
+    compare("suzhou", population, {})
+    with connection.cursor() as cursor:
+        load(cursor, population)
+        result = evaluate_sql(cursor, REGISTRY.policies["suzhou"], as_of_for(REGISTRY.policies["suzhou"]), None,
+                              teachers="in_teacher", records="in_record", leaves="in_leave")
+    assert result.routed == ["crossed"]
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_any_of_and_theme_sums_in_sql(tmp_path: Any) -> None:
+    """The format's OR conditions and sums over themes translate: SQL = engine."""
+    _postgres()
+    from tests.test_format import write
+
+    policy = write(tmp_path)
+    as_of = as_of_for(policy)
+    y = as_of.year
+    population = [
+        (Teacher(id="a", stage="小学"), [Record(id="m1", year=y, form="网络", hours=Decimal(7), theme="师德"),
+                                       Record(id="m2", year=y, form="网络", hours=Decimal(9), theme="安全",
+                                              approved=True),
+                                       Record(id="m3", year=y, form="网络", hours=Decimal(4), theme="师德",
+                                              result="合格"),
+                                       Record(id="x", year=y, form="校本", level="省级", hours=Decimal(3),
+                                              result="合格")]),
+        (Teacher(id="b", stage="初中"), [Record(id="m1", year=y, form="网络", hours=Decimal(4), theme="心理",
+                                              result="合格"),
+                                       Record(id="c", year=y, form="集中", hours=Decimal(30), result="不合格")]),
+    ]
+    with connection.cursor() as cursor:
+        load(cursor, population)
+        result = evaluate_sql(cursor, policy, as_of, None, teachers="in_teacher", records="in_record",
+                              leaves="in_leave")
+        teachers, years = fetch(cursor, result)
+    expected = expected_rows(policy, population, as_of, {})
+    got = {row["teacher_id"]: row for row in teachers.to_dicts()}
+    assert set(got) == {"a", "b"} and not result.routed
+    for tid, row in got.items():
+        for key in ("passed", "status", "total_milli", *(k for k in expected[tid] if k.startswith("cat:"))):
+            assert row[key] == expected[tid][key], (tid, key)
+    assert got["a"]["cat:网络"] == 13_000  # 师德+安全 9 + 4 within 10, then 3 outside the sum
+    got_years: dict[str, dict[int, tuple[bool | None, int]]] = {}
+    for row in years.to_dicts():
+        got_years.setdefault(row["teacher_id"], {})[row["year"]] = (row["passed"], row["total_milli"])
+    assert got_years == {tid: exp["years"] for tid, exp in expected.items()}

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from xuefen import vocab
 from xuefen.errors import InputError, Problem
-from xuefen.policy.schema import Ops, Target
+from xuefen.policy.schema import Ops, Target, match_items
 
 from . import kernels
 from .compile import (
@@ -62,7 +62,7 @@ from .compile import (
 )
 from .evaluate import evaluate_chunk
 from .stage1 import canonicalise, coefficient, max_outputs, parse_leaves, record_exprs, record_matches, slot_exprs
-from .stage2 import stage2, target_mask_specs, teacher_state, verdicts
+from .stage2 import crossing_teachers, stage2, target_mask, target_mask_specs, teacher_state, verdicts
 
 # Combination ids are renumbered over the combinations present whenever the
 # next column would take their range past this many; each renumbering costs
@@ -127,7 +127,7 @@ def _thresholds(expected: Any, scale: int, out: set[Fraction]) -> None:
 
 def match_columns(match: dict[str, Any] | None) -> set[str]:
     """The input columns a teacher condition (``applies_to``) reads."""
-    cols = {fact_column(key) for key in match or {}}
+    cols = {fact_column(key) for key, _ in match_items(match)}
     return {"category" if c == "__category_id" else c for c in cols if c is not None}
 
 
@@ -147,7 +147,7 @@ class Plan:
         route_matches = comp.route_matches
         matches = [*record_matches(comp, self.targets), *route_matches, *(a.when for a in ev.attributions)]
         for m in matches:
-            for key, expected in (m or {}).items():
+            for key, expected in match_items(m):
                 col = fact_column(key)
                 if col is None:
                     name = key.removeprefix("teacher.")
@@ -172,7 +172,8 @@ class Plan:
                         cols.add(cr.by.field)
         # a theme target over lines whose theme is the record's: the compiled
         # scope pass reads the record's theme from the combination
-        themed = [t for r in [*ev.caps, *ev.minimums] if isinstance(t := getattr(r, "target", None), Target) and t.theme]
+        themed = [t for r in [*ev.caps, *ev.minimums] if isinstance(t := getattr(r, "target", None), Target)
+                  and (t.theme or t.themes)]
         if themed and any(out.theme == "@record" for c in ev.conversions for out in ev.outputs[c.id]):
             cols.add("theme")
         self.key_cols = sorted(cols)
@@ -731,6 +732,18 @@ def evaluate_table(plan: Plan, table: pa.Table, with_years: bool = True,
         return pl.Series("__theme", themes(), dtype=pl.Utf8)
 
     out, years_df = stage2(comp, teachers, lines, mcols, theme, with_years)
+    if comp.cap_pairs:
+        crossed = crossing_teachers(
+            comp, lines, lambda cap: target_mask(comp, cap.id, cap.target, lines, mcols, theme), teachers.height)
+        if crossed.any():
+            # their caps are allocated together: the general path sends them to the engine
+            ids = teachers.get_column("teacher_id").cast(pl.Utf8).filter(pl.Series(crossed)).to_list()
+            out = out.filter(~pl.col("teacher_id").is_in(ids))
+            years_df = years_df.filter(~pl.col("teacher_id").is_in(ids))
+            wanted = pc.is_in(table.column("teacher_id").cast(pa.string()), value_set=pa.array(ids))
+            more = evaluate_chunk(comp, canonicalise(_as_polars(table.filter(wanted))))
+            routed = more if routed is None else (pl.concat([routed[0], more[0]], how="vertical_relaxed"),
+                                                  pl.concat([routed[1], more[1]], how="vertical_relaxed"))
     if routed is not None:
         out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
@@ -753,6 +766,8 @@ def _fused(plan: Plan, lut: dict[str, np.ndarray], table: pa.Table, teachers: pl
     tm = fused.target_table(comp, prog, lut, k_n, len(lut["failed"]))
     if tm is None:
         return None
+    if comp.cap_pairs:
+        route_t = route_t | _crossing(plan, lut, tm, prog.target_index, k_n, starts, table.num_rows, cidx, attributed)
     routed = None
     if route_t.any():
         rows = np.flatnonzero(np.repeat(route_t, np.diff(np.append(starts, table.num_rows))))
@@ -771,6 +786,32 @@ def _fused(plan: Plan, lut: dict[str, np.ndarray], table: pa.Table, teachers: pl
         out = pl.concat([out, routed[0].select(out.columns)], how="vertical_relaxed")
         years_df = pl.concat([years_df, routed[1]], how="vertical_relaxed")
     return out, years_df
+
+
+def _crossing(plan: Plan, lut: dict[str, np.ndarray], tm: np.ndarray, target_index: dict[str, int], k_n: int,
+              starts: np.ndarray, n_rows: int, cidx: np.ndarray, attributed: np.ndarray) -> np.ndarray:
+    """The teachers with a line in two caps that cross (stage2.crossing_teachers),
+    from the target bits of each record's combination and output slot."""
+    comp = plan.comp
+    n_t = len(starts)
+    t_row = np.repeat(np.arange(n_t, dtype=np.int64), np.diff(np.append(starts, n_rows)))
+    rows = np.flatnonzero((attributed >= comp.cycle_start) & (attributed <= comp.last_year))
+    parts: dict[str, list[np.ndarray]] = {"t": [], "y": [], "excluded": [], "bits": []}
+    for k in range(k_n):
+        cat = lut.get(f"cat{k}")
+        if cat is None:
+            continue
+        on = rows[cat[cidx[rows]] >= 0]
+        c = cidx[on]
+        parts["t"].append(t_row[on])
+        parts["y"].append(attributed[on] - comp.cycle_start)
+        parts["excluded"].append(lut["excluded"][c].astype(bool))
+        parts["bits"].append(tm[k][c])
+    if not parts["t"]:
+        return np.zeros(n_t, dtype=bool)
+    lines = {key: np.concatenate(v) for key, v in parts.items()}
+    bits = lines["bits"]
+    return crossing_teachers(comp, lines, lambda cap: ((bits >> target_index[cap.id]) & 1).astype(bool), n_t)
 
 
 def _teacher_frame(table: pa.Table, starts: np.ndarray, row_offset: int | None) -> pl.DataFrame:

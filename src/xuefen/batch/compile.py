@@ -19,7 +19,7 @@ from xuefen.engine.evaluate import Evaluator
 from xuefen.engine.rules import BY_KIND
 from xuefen.errors import InputError
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
-from xuefen.policy.schema import ByTable, Credits, Minimum, Ops, Policy
+from xuefen.policy.schema import ANY_OF, ByTable, Credits, Minimum, Ops, Policy
 
 TEACHER_COLUMNS = [k for k in TEACHER_FIELDS if k != "id"]
 DECIMAL_FIELDS = [k for k, (_, kind) in RECORD_FIELDS.items() if kind == "decimal"]
@@ -67,6 +67,7 @@ class CompiledPolicy:
             self.route_matches.append({"category": subtypes})
         if theme_aliases:
             self.route_matches.append({"theme": theme_aliases})
+        self.cap_pairs = self.ev.crossable
         self.alias = {}
         for cat in policy.categories:
             self.alias[cat.id] = cat.id
@@ -97,6 +98,9 @@ class CompiledPolicy:
             return pl.lit(True)
         parts = []
         for key, expected in match.items():
+            if key == ANY_OF:
+                parts.append(pl.any_horizontal([self.match(m) for m in expected]))
+                continue
             col, kind = self._col(key)
             parts.append(_one(col, kind, expected))
         return pl.all_horizontal(parts) if len(parts) > 1 else parts[0]

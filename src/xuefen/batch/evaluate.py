@@ -34,7 +34,8 @@ by rule kind:
 * routed to the per-teacher engine, for the few teachers they concern:
   ``completion`` and ``penalty`` (teachers with a matching record), leave
   minimums on themes or record matches, teachers with duplicate record ids,
-  and figures with more than three decimals.
+  figures with more than three decimals, and teachers with a line in two
+  caps that cross (the engine allocates those caps together).
 
 ``tests/test_batch.py`` proves, over random ledgers for every shipped policy,
 that the batch result equals the engine's for every teacher.
@@ -55,7 +56,7 @@ from xuefen.policy.schema import Policy
 from .compile import TEACHER_COLUMNS, UNIT_COLUMNS, CompiledPolicy, milli_col
 from .routing import route_mask, run_routed
 from .stage1 import attribute_years, canonicalise, credited_lines, prepare
-from .stage2 import no_lines, stage2, target_mask_specs
+from .stage2 import crossing_teachers, no_lines, stage2, target_mask, target_mask_specs
 
 
 @dataclass
@@ -107,6 +108,15 @@ def evaluate_chunk(comp: CompiledPolicy, df: pl.DataFrame) -> tuple[pl.DataFrame
         return lines_df.get_column("__theme").cast(pl.Utf8) if lines_df.height else pl.Series([], dtype=pl.Utf8)
 
     out, years_df = stage2(comp, teachers, lines, mcols, theme)
+    if comp.cap_pairs and lines_df.height:
+        crossed = crossing_teachers(
+            comp, lines, lambda cap: target_mask(comp, cap.id, cap.target, lines, mcols, theme), n_t)
+        if crossed.any():
+            ids = teachers.get_column("teacher_id").filter(pl.Series(crossed)).to_list()
+            out = out.filter(~pl.col("teacher_id").is_in(ids))
+            years_df = years_df.filter(~pl.col("teacher_id").is_in(ids))
+            routed_df = pl.concat([routed_df, df.filter(pl.col("teacher_id").is_in(ids)).select(routed_df.columns)],
+                                  how="vertical_relaxed")
     if routed_df.height:
         t_rows, y_rows = run_routed(comp, routed_df)
         units = routed_df.select("teacher_id", *[c for c in UNIT_COLUMNS if c in routed_df.columns]).unique(

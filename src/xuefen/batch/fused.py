@@ -79,6 +79,8 @@ def _build(comp: CompiledPolicy) -> Program | None:
     from .stage2 import leave_minimums
 
     ev = comp.ev
+    if any(c.cumulative for c in ev.caps):
+        return None  # a cap carried across the years: the NumPy stage has it
     targets: list[tuple[str, Target]] = []
     rules: list[Cap | Minimum] = [*ev.caps, *ev.minimums, *(m for ms in leave_minimums(comp).values() for m in ms)]
     for rule in rules:

@@ -33,8 +33,9 @@ shipped policies translate.  What is not translated is never skipped:
 * teachers who need the per-teacher engine in the batch evaluator too
   (``completion`` or ``penalty`` matching one of their records, leave
   minimums on themes or record matches while they have leave, duplicate
-  record ids, figures finer than thousandths) are left out of the SQL result
-  and listed in :attr:`SqlResult.routed` for the caller to evaluate.
+  record ids, figures finer than thousandths, a line in two caps that cross)
+  are left out of the SQL result and listed in :attr:`SqlResult.routed` for
+  the caller to evaluate.
 
 Input: three SQL relations (a table name or a parenthesised query) —
 ``teachers`` (``teacher_id``, ``stage``, ``post``, ``hired_year``,
@@ -319,6 +320,7 @@ class _Translation:
         self._teacher_table()
         self._record_tables(records)
         self._lines()
+        self._route_crossing()
         year_final = self._year_scope()
         self._cycle_scope(year_final)
         routed = [r[0] for r in run.rows("SELECT t.teacher_id FROM xf_route r JOIN xf_t t USING (t) "
@@ -548,6 +550,18 @@ class _Translation:
               CROSS JOIN LATERAL (SELECT ({qty})::numeric AS q, ({den})::numeric AS d) q
               WHERE r.ay BETWEEN {self.cs} AND {self.last} AND r.t NOT IN (SELECT t FROM xf_route)) x""")
 
+    def _route_crossing(self) -> None:
+        """Teachers with a line in two caps that cross join xf_route: the
+        engine allocates those caps together (batch/stage2.crossing_teachers)."""
+        for a, b in self.comp.cap_pairs:
+            first, second = self._tm(a), self._tm(b)
+            by = "t, y" if a.scope == "year" else "t"
+            self.run(f"""
+                INSERT INTO xf_route SELECT DISTINCT x.t FROM (
+                  SELECT t FROM xf_line WHERE NOT excluded GROUP BY {by}
+                  HAVING bool_or({first} AND {second}) AND bool_or({first} AND NOT {second})) x
+                WHERE x.t NOT IN (SELECT t FROM xf_route)""")
+
     def _numeric_tables(self, names: list[str], cols: list[Codes], present: np.ndarray,
                         strides: list[int]) -> dict[str, np.ndarray]:
         """``columnar.decision_tables`` for a policy with credit bands or absence
@@ -671,6 +685,8 @@ class _Translation:
             return self.targets[rule.id]
         if t.theme is not None:
             return f"coalesce(theme = {_q(t.theme)}, FALSE)"
+        if t.themes is not None:
+            return f"coalesce(theme IN ({', '.join(_q(x) for x in t.themes)}), FALSE)"
         if t.category is not None:
             return f"(cat = {self.comp.cat_index[t.category]})"
         assert t.categories is not None
@@ -680,13 +696,17 @@ class _Translation:
         """The caps of one scope, one TEMP table each, in the batch's order
         (plain caps before share-of-total); returns the last table.  Each
         cap's lines keep their amount ``a`` unless the cap covers them."""
-        caps = sorted((c for c in self.ev.caps if c.scope == scope), key=lambda c: c.share_of_total is not None)
+        plain = sorted((c for c in self.ev.caps if c.scope == scope), key=lambda c: c.share_of_total is not None)
+        caps = [(c, group, "") for c in plain]
+        if scope == "year":
+            # a cumulative cycle cap runs on through the teacher's years, after each year's own caps
+            caps += [(c, "t", " AND in_cycle") for c in self.ev.caps if c.cumulative]
         prev = source
         base = "t, y, rid, k, cat, excluded, passed, milli, hours, theme, ord, in_cycle" + "".join(
             f", {c}" for c in self.targets.values())
-        for j, cap in enumerate(caps):
-            mask = f"({self._tm(cap)} AND NOT excluded)"
-            w = f"PARTITION BY {group}"
+        for j, (cap, by, only) in enumerate(caps):
+            mask = f"({self._tm(cap)} AND NOT excluded{only})"
+            w = f"PARTITION BY {by}"
             limits = []
             if cap.max is not None:
                 mx = Fraction(cap.max) * 1000

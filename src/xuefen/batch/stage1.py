@@ -17,7 +17,7 @@ import polars as pl
 from xuefen import vocab
 from xuefen.errors import InputError, Problem
 from xuefen.model import RECORD_FIELDS, Leave
-from xuefen.policy.schema import Credits
+from xuefen.policy.schema import Credits, match_items
 
 from .compile import (
     CONST,
@@ -115,7 +115,7 @@ def _referenced(comp: CompiledPolicy, targets: list[tuple[str, dict[str, Any]]])
     cols: set[str] = set()
     numeric = any(g.max_absence_share for g in ev.gates)
     for m in record_matches(comp, targets):
-        for key in m or {}:
+        for key, _ in match_items(m):
             col = fact_column(key)
             if col is None:
                 numeric = True

@@ -95,9 +95,11 @@ Req = tuple[Any, np.ndarray, np.ndarray]  # (minimum rule, applies per group, re
 
 def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amount: np.ndarray, gkey: np.ndarray,
            n_groups: int, reqs: list[Req], transfer_on: dict[str, np.ndarray],
-           tmatch: dict[str, np.ndarray]) -> Scope:
+           tmatch: dict[str, np.ndarray], in_cycle: np.ndarray | None = None) -> Scope:
     """Caps, transfers and minimums of one scope (years or the cycle) for all
-    groups at once; ``amount`` is updated in place by the caps."""
+    groups at once; ``amount`` is updated in place by the caps.  ``in_cycle``
+    (year scope only; None = every line) marks the lines a cumulative cycle
+    cap registers."""
     ev = comp.ev
     ncat = len(comp.categories)
     cat = lines["cat"]
@@ -122,6 +124,19 @@ def _scope(comp: CompiledPolicy, scope: str, lines: dict[str, np.ndarray], amoun
             allowed = (others * s.numerator) // (s.denominator - s.numerator)
             limit = allowed if limit is None else np.minimum(allowed, limit)
         _apply_cap(amount, mask, gid, starts, limit, cap.highest_only)
+    if scope == "year":
+        # a cumulative cycle cap runs on through the teacher's years (the lines
+        # are in canonical order, so a teacher's years follow one another)
+        cumulative = [c for c in ev.caps if c.cumulative]
+        if cumulative:
+            t_gid, t_starts = _segments(lines["t"])
+            for cap in cumulative:
+                mask = tmatch[cap.id] & ~excluded
+                if in_cycle is not None:
+                    mask &= in_cycle
+                assert cap.max is not None
+                mx = frac(cap.max) * 1000
+                _apply_cap(amount, mask, t_gid, t_starts, int(mx.numerator // mx.denominator), False)
     if kernels.ENABLED:
         # gkey is the group's number itself (group_index[gid] == gkey)
         counted = kernels.cell_sum(gkey, cat, ncat, amount, excluded, n_groups)
@@ -413,17 +428,19 @@ def stage2(comp: CompiledPolicy, teachers: pl.DataFrame, lines: dict[str, np.nda
     st = teacher_state(comp, teachers)
     n_t, n_y = st.n_t, st.n_y
     tmatch = _line_targets(comp, lines, mcols, theme, st.synthetic)
+    year_in_cycle: np.ndarray | None = None
     if st.excl_pre.any():
         in_cycle = ~(st.excl_pre[lines["t"]] & (lines["y"] + comp.cycle_start < st.start[lines["t"]]))
         year_pick = np.flatnonzero(in_cycle | st.hire_only[lines["t"], lines["y"]])
         cycle_pick = np.flatnonzero(in_cycle)
+        year_in_cycle = in_cycle[year_pick]
     else:  # every line is in the cycle: no per-line gathers
         year_pick = cycle_pick = np.arange(len(lines["t"]))
     n_lines = len(lines["t"])
     year_lines = _pick(lines, year_pick, n_lines)
     year_amount = year_lines["milli"].copy()
     year_scope = _scope(comp, "year", year_lines, year_amount, year_lines["t"] * n_y + year_lines["y"], n_t * n_y,
-                        st.year_reqs, st.year_on, _pick(tmatch, year_pick, n_lines))
+                        st.year_reqs, st.year_on, _pick(tmatch, year_pick, n_lines), year_in_cycle)
     if len(year_pick) == n_lines:
         amount = year_amount  # year caps carry into the cycle
     else:
@@ -511,15 +528,52 @@ def _line_targets(comp: CompiledPolicy, lines: dict[str, np.ndarray], mcols: dic
     tmatch: dict[str, np.ndarray] = {}
     rules: list[Cap | Minimum] = [*comp.ev.caps, *comp.ev.minimums, *(m for ms in synthetic.values() for m in ms)]
     for rule in rules:
-        t = rule.target
-        if not isinstance(t, Target):
-            continue
-        if t.match is not None:
-            tmatch[rule.id] = mcols[f"__m:{rule.id}"]
-        elif t.theme is not None:
-            tmatch[rule.id] = (theme() == t.theme).fill_null(False).to_numpy().astype(bool)
-        elif t.category is not None:
-            tmatch[rule.id] = lines["cat"] == comp.cat_index[t.category]
-        elif t.categories is not None:
-            tmatch[rule.id] = np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+        if isinstance(rule.target, Target):
+            tmatch[rule.id] = target_mask(comp, rule.id, rule.target, lines, mcols, theme)
     return tmatch
+
+
+def target_mask(comp: CompiledPolicy, rule_id: str, t: Target, lines: dict[str, np.ndarray],
+                mcols: dict[str, np.ndarray], theme: Callable[[], pl.Series]) -> np.ndarray:
+    """Which lines one rule's target covers (before the excluded filter)."""
+    if t.match is not None:
+        return mcols[f"__m:{rule_id}"]
+    if t.theme is not None:
+        return np.asarray((theme() == t.theme).fill_null(False).to_numpy(), dtype=bool)
+    if t.themes is not None:
+        return np.asarray(theme().is_in(t.themes).fill_null(False).to_numpy(), dtype=bool)
+    if t.category is not None:
+        return np.asarray(lines["cat"] == comp.cat_index[t.category])
+    assert t.categories is not None
+    return np.isin(lines["cat"], [comp.cat_index[c] for c in t.categories])
+
+
+def crossing_teachers(comp: CompiledPolicy, lines: dict[str, np.ndarray], member: Callable[[Cap], np.ndarray],
+                      n_t: int) -> np.ndarray:
+    """Per teacher: has she a line in two caps that cross (they share a line
+    and the one applied first has a line outside the other)?  The engine
+    allocates such caps together, which no batch form does: these teachers go
+    to the per-teacher engine.  Tested over every line of the cycle's years,
+    a superset of the lines the engine looks at, so nobody it allocates
+    together is missed."""
+    out = np.zeros(n_t, dtype=bool)
+    if not comp.cap_pairs or not len(lines["t"]):
+        return out
+    n_y = comp.last_year - comp.cycle_start + 1
+    live = ~lines["excluded"]
+    per_year = lines["t"] * n_y + lines["y"]
+    masks: dict[str, np.ndarray] = {}
+    for a, b in comp.cap_pairs:
+        for cap in (a, b):
+            if cap.id not in masks:
+                masks[cap.id] = member(cap)
+        first = masks[a.id] & live
+        if not first.any():
+            continue
+        # a year cap's group is one teacher-year; the cycle's, the teacher
+        key, n = (per_year, n_t * n_y) if a.scope == "year" else (lines["t"], n_t)
+        both = np.bincount(key[first & masks[b.id]], minlength=n) > 0
+        outside = np.bincount(key[first & ~masks[b.id]], minlength=n) > 0
+        hit = both & outside
+        out |= hit.reshape(n_t, n_y).any(axis=1) if a.scope == "year" else hit
+    return out

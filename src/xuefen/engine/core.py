@@ -15,7 +15,7 @@ from typing import Any
 
 from xuefen.model import Record, Teacher
 from xuefen.numbers import ZERO
-from xuefen.policy.schema import Cite, Minimum, Ops, Policy, RuleBase, Target
+from xuefen.policy.schema import ANY_OF, Cite, Minimum, Ops, Policy, RuleBase, Target
 
 # ---------------------------------------------------------------- results
 
@@ -283,12 +283,23 @@ def _getter(key: str) -> Getter:
     return lambda ctx, record: getattr(record, key)
 
 
+def _any_of(subs: list[dict[str, Any]]) -> Tester:
+    compiled_subs = [_compile(m) for m in subs]
+    # the getter hands over (ctx, record) whole: each alternative reads its own fields
+    return lambda pair: any(test(*pair) for test in compiled_subs)
+
+
 def _compile(match: dict[str, Any]) -> Callable[[Context, Record | None], bool]:
-    tests = [(_getter(key), _tester(expected)) for key, expected in match.items()]
+    tests = [(_getter(key), _tester(expected)) if key != ANY_OF else (_pair, _any_of(expected))
+             for key, expected in match.items()]
     if len(tests) == 1:
         (get, test), = tests
         return lambda ctx, record: test(get(ctx, record))
     return lambda ctx, record: all(test(get(ctx, record)) for get, test in tests)
+
+
+def _pair(ctx: Context, record: Record | None) -> tuple[Context, Record | None]:
+    return ctx, record
 
 
 def _always(ctx: Context, record: Record | None) -> bool:
@@ -327,6 +338,9 @@ def _shown(value: Any) -> str:
 def describe_match(match: dict[str, Any]) -> str:
     parts = []
     for key, value in match.items():
+        if key == ANY_OF:
+            parts.append("或".join(f"（{describe_match(m)}）" for m in value))
+            continue
         if isinstance(value, list):
             shown = "/".join(_shown(v) for v in value)
         elif isinstance(value, Ops):
@@ -401,6 +415,8 @@ def target_text(target: Target | str) -> str:
         return "+".join(target.categories)
     if target.theme:
         return f"主题“{target.theme}”"
+    if target.themes:
+        return "+".join(f"主题“{t}”" for t in target.themes)
     return f"[{describe_match(target.match or {})}]"
 
 

@@ -48,6 +48,7 @@ from xuefen.policy.schema import (
     Target,
     Transfer,
     Waive,
+    match_items,
 )
 
 from .core import (
@@ -75,6 +76,7 @@ from .rules.base import (
     ScopeState,
     StartState,
 )
+from .rules.cap import crossable_caps
 from .rules.leave_year import year_minimums
 from .words import has_words, in_policy_words
 
@@ -114,6 +116,7 @@ class Evaluator:
         self.multipliers: list[Multiplier] = kind(Multiplier)
         self.attributions: list[AttributeYear] = kind(AttributeYear)
         self.caps: list[Cap] = kind(Cap)
+        self.crossable = crossable_caps(self.caps)
         self.transfers: list[Transfer] = kind(Transfer)
         self.minimums: list[Minimum] = kind(Minimum)
         self.partials: list[PartialCycle] = kind(PartialCycle)
@@ -134,6 +137,11 @@ class Evaluator:
         self.multiplier_tests = [(m, compiled(m.when)) for m in self.multipliers]
         self.cycle_records: list[Record] = []
         self._said: set[str] = set()
+        # cumulative cycle caps: what the years so far have registered, per cap
+        self.registered: dict[str, Decimal] = {}
+        # a year's caps crossed: the cycle allocates all caps together too
+        self.caps_crossed = False
+        self._chosen: dict[str, str] = {}
         self._rewrites = has_words(policy)
         self._read_as: dict[str, str] = {}
         # The per-record decisions (which conversion, which gate fails, which
@@ -145,7 +153,7 @@ class Evaluator:
         conditions += [g.when for g in self.gates] + [g.require for g in self.gates]
         conditions += [m.when for m in self.multipliers] + [e.when for e in self.excludes]
         for match in conditions:
-            for key in match or {}:
+            for key, _ in match_items(match):
                 (teacher_keys if key.startswith("teacher.") else record_keys).add(key.removeprefix("teacher."))
         if self._dispatch_field:
             record_keys.add(self._dispatch_field)
@@ -230,6 +238,20 @@ class Evaluator:
                 break
         return adj
 
+    def chosen_by(self, rule: RuleBase) -> str:
+        """The options that made a rule active, for its own explanation lines:
+        where a text reads two ways, the reader sees which reading was used."""
+        said = self._chosen.get(rule.id)
+        if said is None:
+            parts = []
+            for key, value in rule.when_option.items():
+                opt = self.policy.option(key)
+                if opt is not None:
+                    parts.append(f"按选项“{opt.label}”取“{opt.choices[value]}”"
+                                 f"{'（默认）' if value == opt.default else '（非默认设置）'}")
+            said = self._chosen[rule.id] = f"；{'；'.join(parts)}" if parts else ""
+        return said
+
     def once(self, steps: list[Step], rule: RuleBase, step: Step) -> None:
         """Teacher-level facts do not change between scopes: say it once."""
         if rule.id not in self._said:
@@ -245,6 +267,8 @@ class Evaluator:
             return [ln for ln in lines if ln.category in target.categories and not ln.excluded]
         if target.theme is not None:
             return [ln for ln in lines if ln.theme == target.theme and not ln.excluded]
+        if target.themes is not None:
+            return [ln for ln in lines if ln.theme in target.themes and not ln.excluded]
         return [ln for ln in lines if matches(ctx, target.match, ln.record)]
 
     # -- per record
@@ -352,6 +376,8 @@ class Evaluator:
         cycle_start, cycle_end = self.cycle_for(as_of.year)
         ctx = Context(p, teacher, cycle_start, cycle_end)
         self._said = set()
+        self.registered = {}
+        self.caps_crossed = False
         steps: list[Step] = []
         warnings: list[str] = []
         _check_unique(records)

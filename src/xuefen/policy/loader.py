@@ -23,6 +23,7 @@ from xuefen import vocab
 from xuefen.errors import PolicyError, Problem
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
 from xuefen.policy.schema import (
+    ANY_OF,
     AttributeYear,
     Cap,
     Cite,
@@ -193,6 +194,10 @@ def _check_match(
     if not match:
         return
     for key, expected in match.items():
+        if key == ANY_OF and not teacher_only:
+            for sub in expected:
+                _check_match(sub, policy, where, problems)
+            continue
         is_teacher = teacher_only or key.startswith("teacher.")
         name = key.removeprefix("teacher.")
         if is_teacher and name not in TEACHER_FIELDS and name not in _TEACHER_DERIVED:
@@ -256,6 +261,8 @@ def _check_target(target: Any, policy: Policy, where: str, problems: list[str]) 
         for name in target.categories or []:
             _check_category(name, policy, where, problems)
         _check_theme(target.theme, policy, where, problems)
+        for name in target.themes or []:
+            _check_theme(name, policy, where, problems)
         _check_match(target.match, policy, where, problems)
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -46,9 +46,42 @@ class Ops(Strict):
 
 
 MatchValue = Scalar | list[Scalar] | Ops | None
+_MATCH_VALUE: TypeAdapter[Any] = TypeAdapter(MatchValue)
+ANY_OF = "any_of"
+
+
+def _match(value: Any) -> dict[str, Any]:
+    """A condition: every key must hold; ``any_of`` holds when one of its
+    conditions does (an OR across fields, 潍坊 第十二条 "或")."""
+    if not isinstance(value, dict):
+        raise ValueError("条件须为“字段: 取值”的映射")
+    out: dict[str, Any] = {}
+    for key, expected in value.items():
+        if key == ANY_OF:
+            if not isinstance(expected, list) or len(expected) < 2:
+                raise ValueError("any_of 须列出至少两个条件")
+            out[key] = [_match(m) for m in expected]
+        else:
+            out[str(key)] = _MATCH_VALUE.validate_python(expected)
+    return out
+
+
 # field -> expected value.  Record fields by name; teacher facts as
-# "teacher.stage", "teacher.post" ...; a list means "any of"; None means "absent".
-Match = dict[str, MatchValue]
+# "teacher.stage", "teacher.post" ...; a list means "any of"; None means
+# "absent"; ``any_of: [condition, condition, ...]`` means "one of these".
+Match = Annotated[dict[str, Any], BeforeValidator(_match)]
+
+
+def match_items(match: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Every (field, expected value) a condition tests, inside ``any_of`` too."""
+    out: list[tuple[str, Any]] = []
+    for key, expected in (match or {}).items():
+        if key == ANY_OF:
+            for sub in expected:
+                out += match_items(sub)
+        else:
+            out.append((key, expected))
+    return out
 
 
 class RuleBase(Strict):
@@ -205,12 +238,17 @@ class Target(Strict):
     category: str | None = None
     categories: list[str] | None = None  # a sum of categories (北京 第四条 必修 = 公共必修 + 专业必修)
     theme: str | None = None
+    themes: list[str] | None = None  # a sum of themes, as the lines are credited (not the record's words)
     match: Match | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Target:
-        if sum(x is not None for x in (self.category, self.categories, self.theme, self.match)) != 1:
-            raise ValueError("target 须恰好指定 category、categories、theme 或 match 之一")
+        given = (self.category, self.categories, self.theme, self.themes, self.match)
+        if sum(x is not None for x in given) != 1:
+            raise ValueError("target 须恰好指定 category、categories、theme、themes 或 match 之一")
+        for name, several in (("categories", self.categories), ("themes", self.themes)):
+            if several is not None and (len(several) < 2 or len(set(several)) != len(several)):
+                raise ValueError(f"{name} 须列出至少两个互不相同的名称")
         return self
 
 
@@ -221,11 +259,18 @@ class Cap(RuleBase):
     max: Decimal | None = None
     share_of_total: str | None = None  # "1/3": at most this share of the scope's total
     highest_only: bool = False  # only the single highest record counts
+    # a cycle cap read as a limit on registration (山东 第十八条 "累计登记不超过"):
+    # the years use it up in order, and what is above it is not registered, so
+    # the year it falls in does not count it either
+    cumulative: bool = False
 
     @model_validator(mode="after")
     def _limit(self) -> Cap:
         if self.max is None and self.share_of_total is None and not self.highest_only:
             raise ValueError("cap 须有 max、share_of_total 或 highest_only")
+        if self.cumulative and (self.scope != "cycle" or self.max is None or self.share_of_total is not None
+                                or self.highest_only):
+            raise ValueError("cumulative 只用于 scope: cycle 且只有 max 的上限")
         return self
 
 
