@@ -265,9 +265,9 @@ class Evaluator:
             after = f"{last + 1}–{cycle_end} 年没有须达到的年度要求" if last < cycle_end else "本年为周期最后一年"
             return Step("verdict", f"周期要求与已考核年度的要求均已达到，{after}：{EARLY}", scope="cycle")
         first = min(left)
-        labels = "、".join(dict.fromkeys(r.rule.label for r in left[first]))
+        labels = "、".join(dict.fromkeys(r.rule.label for reqs in left.values() for r in reqs))
         years = "、".join(f"{y}年" for y in left)
-        return Step("verdict", f"周期要求与已考核年度的要求均已达到，但{years}仍须达到年度要求（如{first}年的{labels}），"
+        return Step("verdict", f"周期要求与已考核年度的要求均已达到，但{years}仍须达到年度要求（{labels}），"
                                f"周期结束前为{IN_PROGRESS}", cite=cite_of(self.policy, left[first][0].rule),
                     scope="cycle")
 
