@@ -14,7 +14,15 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.test_batch import REGISTRY, as_of_for, case_populations, engine_rows, flat_frame, populations
+from tests.test_batch import (
+    REGISTRY,
+    as_of_for,
+    case_populations,
+    engine_rows,
+    flat_frame,
+    later_year_variants,
+    populations,
+)
 
 from xuefen.batch import evaluate_frame
 from xuefen.batch.sql import evaluate_sql, fetch, untranslatable
@@ -158,4 +166,31 @@ def test_policy_cases_through_sql() -> None:
             for key in ("passed", "status", "total_milli", *(k for k in exp if k.startswith("cat:"))):
                 assert row[key] == exp[key], (policy_id, case.name, key, row, exp)
             seen += 1
+    assert seen > 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_policy_cases_through_sql_with_years_to_come() -> None:
+    """The cases evaluated before their cycle's last year, each teacher also
+    hired the year after and on each leave then: SQL finds the same year
+    left (or none) as the engine."""
+    _postgres()
+    seen = 0
+    for policy_id in TRANSLATED:
+        policy = REGISTRY.get(policy_id)
+        for case, population in case_populations(policy_id):
+            teacher, records = population[0]
+            if case.as_of.year >= Evaluator(policy).cycle_for(case.as_of.year)[1]:
+                continue
+            people = [(t, records) for t in later_year_variants(policy, teacher, case.as_of)]
+            with connection.cursor() as cursor:
+                load(cursor, people)
+                result = evaluate_sql(cursor, policy, case.as_of, teachers="in_teacher", records="in_record",
+                                      leaves="in_leave")
+                teachers, _ = fetch(cursor, result)
+            expected = engine_rows(policy, people, case.as_of)
+            for row in teachers.to_dicts():
+                exp = expected[row["teacher_id"]]
+                assert (row["passed"], row["status"]) == (exp["passed"], exp["status"]), (policy_id, case.name, row)
+                seen += 1
     assert seen > 10

@@ -27,8 +27,8 @@ def credits(value: Any) -> str:
 
 @register.filter
 def verdict(value: Any) -> str:
-    """The engine's 达标 / 进行中 / 未达标, translated for display."""
-    words = {"达标": _("达标"), "进行中": _("进行中"), "未达标": _("未达标")}
+    """The engine's 达标 / 已达标（提前完成） / 进行中 / 未达标, translated for display."""
+    words = {"达标": _("达标"), "已达标（提前完成）": _("已达标（提前完成）"), "进行中": _("进行中"), "未达标": _("未达标")}
     if value is None or value == "":
         return _("未评估")
     return words.get(str(value), str(value))
@@ -36,7 +36,7 @@ def verdict(value: Any) -> str:
 
 @register.filter
 def verdict_class(value: Any) -> str:
-    return {"达标": "ok", "进行中": "going", "未达标": "bad"}.get(str(value), "none")
+    return {"达标": "ok", "已达标（提前完成）": "ok", "进行中": "going", "未达标": "bad"}.get(str(value), "none")
 
 
 @register.filter
