@@ -21,11 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from xuefen.engine.core import EARLY, FAILED, IN_PROGRESS, PASSED
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, OrgKind, Profile, Record, Status, Teacher, TeacherResult
 from xuefen.web.services import tallies
 from xuefen.web.services.evaluation import Policies
-from xuefen.web.services.tallies import COMPLETED, EARLY, FAILED, IN_PROGRESS, PASSED
+from xuefen.web.services.tallies import COMPLETED
 from xuefen.web.views.common import show_full_ids
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
