@@ -266,17 +266,22 @@ def later_year_variants(policy: Policy, teacher: Teacher, as_of: dt.date) -> lis
               for k in kinds)]
 
 
+def cases_with_years_to_come(policy: Policy) -> Iterator[tuple[Any, list[tuple[Teacher, list[Record]]]]]:
+    """The policy's cases evaluated before their cycle's last year, each
+    with the teacher's later-year variants."""
+    for case, population in case_populations(policy.id):
+        teacher, records = population[0]
+        if case.as_of.year < Evaluator(policy).cycle_for(case.as_of.year)[1]:
+            yield case, [(t, records) for t in later_year_variants(policy, teacher, case.as_of)]
+
+
 def test_batch_on_the_policy_cases_with_years_to_come() -> None:
     """The years after the evaluation date: the batch paths find the same
     requirement left (a hire year, a leave year) as the engine."""
     seen = 0
     for pid in POLICIES:
         policy = REGISTRY.get(pid)
-        for case, population in case_populations(pid):
-            teacher, records = population[0]
-            if case.as_of.year >= Evaluator(policy).cycle_for(case.as_of.year)[1]:
-                continue
-            people = [(t, records) for t in later_year_variants(policy, teacher, case.as_of)]
+        for case, people in cases_with_years_to_come(policy):
             expected = engine_rows(policy, people, case.as_of)
             for fast in (True, False):
                 got = {r["teacher_id"]: r for r in evaluate_frame(policy, flat_frame(people), case.as_of,

@@ -18,9 +18,9 @@ from tests.test_batch import (
     REGISTRY,
     as_of_for,
     case_populations,
+    cases_with_years_to_come,
     engine_rows,
     flat_frame,
-    later_year_variants,
     populations,
 )
 
@@ -178,11 +178,7 @@ def test_policy_cases_through_sql_with_years_to_come() -> None:
     seen = 0
     for policy_id in TRANSLATED:
         policy = REGISTRY.get(policy_id)
-        for case, population in case_populations(policy_id):
-            teacher, records = population[0]
-            if case.as_of.year >= Evaluator(policy).cycle_for(case.as_of.year)[1]:
-                continue
-            people = [(t, records) for t in later_year_variants(policy, teacher, case.as_of)]
+        for case, people in cases_with_years_to_come(policy):
             with connection.cursor() as cursor:
                 load(cursor, people)
                 result = evaluate_sql(cursor, policy, case.as_of, teachers="in_teacher", records="in_record",
