@@ -455,11 +455,11 @@ class Evaluator:
             passed = all(r.met for r in cycle.requirements)
             binding = [r for yr in years.values() if yr.required for r in yr.requirements if self.binds(r.rule)]
             passed = passed and all(r.met for r in binding)
-            left = self._years_left(ctx, last, start_year, partial)
             if passed and before_end:
+                left = self._years_left(ctx, last, start_year, partial)
                 steps.append(self._early_step(left, last, cycle_end))
-            if left:
-                passed = False  # a year still to come can fail the cycle
+                if left:
+                    passed = False  # a year still to come can fail the cycle
         status = status_of(passed, before_end)
         if not any(isinstance(r, Minimum) for r in self.rules):
             warnings.append("本政策没有任何最低要求规则")
