@@ -9,6 +9,7 @@ actually fire), with hours near the thresholds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,7 +25,7 @@ from xuefen.batch import evaluate_frame, kernels
 from xuefen.engine.evaluate import Evaluator
 from xuefen.model import RECORD_FIELDS, Leave, Record, Teacher
 from xuefen.policy.loader import default_registry
-from xuefen.policy.schema import Ops, Policy, match_items
+from xuefen.policy.schema import LeaveYear, Ops, Policy, match_items
 
 REGISTRY = default_registry()
 POLICIES = sorted(REGISTRY.policies)
@@ -83,10 +84,12 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
     for t in range(draw(st.integers(1, 6))):
         # Joining during the cycle, leave and moved records send a teacher to
         # the per-teacher engine: keep them rare so the batch path does the work.
+        # A year after as_of (hired, on leave) is one the cycle may still
+        # require: whether a pass is already 已达标（提前完成） depends on it.
         hired = draw(st.one_of(st.none(), st.integers(as_of.year - 25, as_of.year - 8),
-                               st.integers(as_of.year - 7, as_of.year)))
+                               st.integers(as_of.year - 7, as_of.year + 1)))
         transfer = draw(st.integers(as_of.year - 6, as_of.year)) if draw(st.integers(0, 7)) == 0 else None
-        leaves = tuple(Leave(draw(st.integers(as_of.year - 4, as_of.year)),
+        leaves = tuple(Leave(draw(st.integers(as_of.year - 4, as_of.year + 1)),
                              draw(st.sampled_from(vocab.allowed("leave_kind"))), approved=draw(st.booleans()))
                        for _ in range(1 if draw(st.integers(0, 7)) == 0 else 0))
         teacher = Teacher(id=f"T{t}", stage=draw(st.one_of(st.none(), st.sampled_from(vocab.allowed("stage")))),
@@ -248,7 +251,46 @@ def test_batch_on_the_policy_cases() -> None:
             result = evaluate_frame(policy, frame, case.as_of)
             e = Evaluator(policy).evaluate(population[0][0], population[0][1], case.as_of)
             row = result.teachers.to_dicts()[0]
-            assert (row["passed"], row["total_milli"]) == (e.passed, int(e.total * 1000)), (pid, case.name)
+            assert (row["passed"], row["status"], row["total_milli"]) == (e.passed, e.status, int(e.total * 1000)), \
+                (pid, case.name)
+
+
+def later_year_variants(policy: Policy, teacher: Teacher, as_of: dt.date) -> list[Teacher]:
+    """The teacher as she is, hired the year after ``as_of`` and with each of
+    the policy's leaves in that year: what a year still to come requires of
+    her decides whether a pass before the cycle's end is 已达标（提前完成）."""
+    nxt = as_of.year + 1
+    kinds = sorted({k for r in policy.rules if isinstance(r, LeaveYear) for k in r.kinds})
+    return [teacher, dataclasses.replace(teacher, id=f"{teacher.id}~hired", hired_year=nxt),
+            *(dataclasses.replace(teacher, id=f"{teacher.id}~{k}", leaves=(*teacher.leaves, Leave(nxt, k)))
+              for k in kinds)]
+
+
+def cases_with_years_to_come(policy: Policy) -> Iterator[tuple[Any, list[tuple[Teacher, list[Record]]]]]:
+    """The policy's cases evaluated before their cycle's last year, each
+    with the teacher's later-year variants."""
+    for case, population in case_populations(policy.id):
+        teacher, records = population[0]
+        if case.as_of.year < Evaluator(policy).cycle_for(case.as_of.year)[1]:
+            yield case, [(t, records) for t in later_year_variants(policy, teacher, case.as_of)]
+
+
+def test_batch_on_the_policy_cases_with_years_to_come() -> None:
+    """The years after the evaluation date: the batch paths find the same
+    requirement left (a hire year, a leave year) as the engine."""
+    seen = 0
+    for pid in POLICIES:
+        policy = REGISTRY.get(pid)
+        for case, people in cases_with_years_to_come(policy):
+            expected = engine_rows(policy, people, case.as_of)
+            for fast in (True, False):
+                got = {r["teacher_id"]: r for r in evaluate_frame(policy, flat_frame(people), case.as_of,
+                                                                  columnar=fast).teachers.to_dicts()}
+                for tid, exp in expected.items():
+                    assert (got[tid]["passed"], got[tid]["status"]) == (exp["passed"], exp["status"]), \
+                        (pid, case.name, tid, fast)
+            seen += 1
+    assert seen > 10
 
 
 def test_routing_is_reported_and_exact_figures_kept() -> None:

@@ -19,7 +19,7 @@ from tests.web.conftest import PASSWORD, World
 
 from xuefen import cli
 from xuefen.web import wording
-from xuefen.web.models import Record, Status, Teacher
+from xuefen.web.models import Record, Status, Teacher, TeacherResult
 from xuefen.web.services.evaluation import FACT_FIELDS, policy_for
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -328,3 +328,20 @@ def test_at_risk_shortfalls_are_the_stored_figures(world: World) -> None:
         expected = ((stored.get("years") or {}).get(str(year)) or {}).get("shortfall")
         assert r.year_shortfall == (Decimal(str(expected)) if expected not in (None, "") else 0)
     assert any(r.year_shortfall > 0 for r in results)
+
+
+def test_a_teacher_complete_ahead_of_time_is_listed_with_those_who_passed(ledger_world: World) -> None:
+    """已达标（提前完成） is a pass: the school's 达标 filter lists her, 进行中 does
+    not, and her own filter finds her (services/tallies.py counts her the same)."""
+    w = ledger_world
+    alice, anna = w.teachers["alice"], w.teachers["anna"]
+    TeacherResult.objects.filter(teacher=alice).update(status="已达标（提前完成）", passed=True)
+    TeacherResult.objects.filter(teacher=anna).update(status="进行中", passed=False)
+    c = login(w, "dora")
+    url = reverse("dashboard-org", args=[w.orgs["east-1"].pk])
+    link = reverse("teacher-detail", args=[alice.pk])
+    for status, listed in (("达标", True), ("已达标（提前完成）", True), ("进行中", False)):
+        html = c.get(url, {"status": status}).content.decode()
+        listing = html.split('id="teachers"', 1)[1].split("</section>", 1)[0]  # not the at-risk list
+        assert (link in listing) == listed, status
+    assert "Passed (completed early)" in login(w, "dora", lang="en").get(url).content.decode()

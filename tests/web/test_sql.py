@@ -15,7 +15,15 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.test_batch import REGISTRY, as_of_for, case_populations, engine_rows, flat_frame, populations
+from tests.test_batch import (
+    REGISTRY,
+    as_of_for,
+    case_populations,
+    cases_with_years_to_come,
+    engine_rows,
+    flat_frame,
+    populations,
+)
 
 from xuefen.batch import evaluate_frame
 from xuefen.batch.sql import evaluate_sql, fetch, untranslatable
@@ -229,3 +237,25 @@ def test_any_of_and_theme_sums_in_sql(tmp_path: Any) -> None:
     for row in years.to_dicts():
         got_years.setdefault(row["teacher_id"], {})[row["year"]] = (row["passed"], row["total_milli"])
     assert got_years == {tid: exp["years"] for tid, exp in expected.items()}
+
+@pytest.mark.django_db(transaction=True)
+def test_policy_cases_through_sql_with_years_to_come() -> None:
+    """The cases evaluated before their cycle's last year, each teacher also
+    hired the year after and on each leave then: SQL finds the same year
+    left (or none) as the engine."""
+    _postgres()
+    seen = 0
+    for policy_id in TRANSLATED:
+        policy = REGISTRY.get(policy_id)
+        for case, people in cases_with_years_to_come(policy):
+            with connection.cursor() as cursor:
+                load(cursor, people)
+                result = evaluate_sql(cursor, policy, case.as_of, teachers="in_teacher", records="in_record",
+                                      leaves="in_leave")
+                teachers, _ = fetch(cursor, result)
+            expected = engine_rows(policy, people, case.as_of)
+            for row in teachers.to_dicts():
+                exp = expected[row["teacher_id"]]
+                assert (row["passed"], row["status"]) == (exp["passed"], exp["status"]), (policy_id, case.name, row)
+                seen += 1
+    assert seen > 10

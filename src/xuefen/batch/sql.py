@@ -64,6 +64,7 @@ import numpy as np
 import polars as pl
 
 from xuefen import vocab
+from xuefen.engine.core import status_of
 from xuefen.errors import InputError, Problem
 from xuefen.policy.schema import Minimum, Policy, Target
 
@@ -394,12 +395,17 @@ class _Translation:
                         f"({', '.join(_q(k) for k in lr.kinds)})) THEN {li}"
                         for li, lr in enumerate(ev.leaves) if lr.kinds)
         lidx_sql = f"CASE {lidx} ELSE -1 END" if lidx else "-1"
-        run.table("xf_ty", f"""
+        years = f"""
             SELECT z.*, (z.lidx >= 0 AND z.req AND NOT z.hire_only) AS in_leave FROM (
                 SELECT p.t, g.y, (g.y >= p.st) AS req,
                        (g.y < p.st AND g.y = p.hy AND {'TRUE' if has_hire else 'FALSE'}) AS hire_only,
                        {lidx_sql} AS lidx
-                FROM xf_tp p CROSS JOIN generate_series({self.cs}, {self.last}) AS g(y)) z""")
+                FROM xf_tp p CROSS JOIN generate_series({{first}}, {{last}}) AS g(y)) z"""
+        run.table("xf_ty", years.format(first=self.cs, last=self.last))
+        if self.last < self.ce:
+            # the years still to come, with the same facts: whether one of
+            # them has a requirement the cycle verdict needs (_cycle_scope)
+            run.table("xf_ty_later", years.format(first=self.last + 1, last=self.ce))
 
     # ------------------------------------------------------------ records
 
@@ -883,7 +889,6 @@ class _Translation:
                 step += 1
         met = []
         binding = []
-        every = comp.policy.cycle.requires_every_year
         for j, (m, _, _) in enumerate(reqs):
             target = m.target
             if j in measures:
@@ -896,7 +901,7 @@ class _Translation:
                 actual = " + ".join(f"c_{comp.cat_index[c]}" for c in target.categories)
             cond = f"(NOT ap_{j} OR ({actual}) >= rq_{j})"
             met.append(cond)
-            if (m.binds_cycle if m.binds_cycle is not None else every) and scope == "year":
+            if scope == "year" and self.ev.binds(m):
                 binding.append(cond)
         ok = " AND ".join(met) if met else "TRUE"
         has = _or([f"ap_{j}" for j in range(len(reqs))])
@@ -931,18 +936,25 @@ class _Translation:
         reqs = self._requirements("cycle")
         measures = self._counted(final, "(SELECT t FROM xf_tp)", ["t"], [m for m, _, _ in reqs], "xf_cc")
         self._verdicts("cycle", "xf_cc", ["t"], reqs, measures, "xf_cv")
-        every = comp.policy.cycle.requires_every_year
-        binds_any = every or any(m.binds_cycle for m in self.ev.minimums if m.scope != "cycle")
-        late = binds_any and comp.as_of.year < comp.cycle_end
-        in_progress = comp.as_of < dt.date(comp.cycle_end, 12, 31)
+        later = [applies for m, applies, _ in self._requirements("year") if self.ev.binds(m)]
+        if self.last < self.ce and later:
+            run.table("xf_left", f"""
+                SELECT g.t, bool_or({_or(later)}) AS pending
+                FROM xf_ty_later g JOIN xf_tp p USING (t) GROUP BY g.t""")
+            left_join, pending = "LEFT JOIN xf_left l USING (t)", "coalesce(l.pending, FALSE)"
+        else:
+            left_join, pending = "", "FALSE"
+        before_end = comp.as_of < dt.date(comp.cycle_end, 12, 31)
         cats = "".join(f", v.c_{i}" for i in range(self.ncat))
-        passed = "FALSE" if late else "(v.ok AND coalesce(b.binding, TRUE))"
+        passed = f"(v.ok AND coalesce(b.binding, TRUE) AND NOT {pending})"
         run.table("xf_out", f"""
             SELECT t.teacher_id, v.t, x.passed,
-                   CASE WHEN x.passed THEN '达标' ELSE {_q('进行中' if in_progress else '未达标')} END AS status,
+                   CASE WHEN x.passed THEN {_q(status_of(True, before_end))}
+                        ELSE {_q(status_of(False, before_end))} END AS status,
                    v.total_milli{cats}
             FROM xf_cv v JOIN xf_t t USING (t)
             LEFT JOIN (SELECT t, bool_and(binding) AS binding FROM xf_yv GROUP BY t) b USING (t)
+            {left_join}
             CROSS JOIN LATERAL (SELECT {passed} AS passed) x
             WHERE v.t NOT IN (SELECT t FROM xf_route)""")
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from xuefen.engine.core import status_of
 from xuefen.policy.schema import Cap, Minimum, Target
 
 from . import kernels
@@ -308,6 +309,7 @@ class TeacherState:
     hire_only: np.ndarray  # [n_t, n_y]: the hire year before the required years (hire-year minimums)
     year_reqs: list[Req]
     cycle_reqs: list[Req]
+    left: np.ndarray  # a year after the evaluation date has a yearly requirement the verdict needs
     synthetic: dict[int, list[Minimum]]
     year_on: dict[str, np.ndarray]  # transfer id -> applies, per teacher-year
     cycle_on: dict[str, np.ndarray]  # transfer id -> applies, per teacher
@@ -343,45 +345,50 @@ def teacher_state(comp: CompiledPolicy, teachers: pl.DataFrame) -> TeacherState:
     n_owed = np.where(partial, np.maximum(0, comp.cycle_end - begin + 1), 0)
     start = np.where(partial, begin, np.maximum(comp.cycle_start, np.maximum(hired, transfer)))
     excl_pre = partial & np.isin(p_idx, [i for i, pc in enumerate(ev.partials) if pc.pre_start_records == "exclude"])
+    # Every year of the cycle, not only those up to the evaluation date: the
+    # years still to come decide whether a pass is already certain (left).
+    all_years = np.arange(comp.cycle_start, comp.cycle_end + 1, dtype=np.int64)
+    n_all = len(all_years)
     leaves = leave_table(teachers)
-    leave_idx = np.full((n_t, n_y), -1, dtype=np.int64)
+    leave_idx = np.full((n_t, n_all), -1, dtype=np.int64)
     leave_years: dict[int, np.ndarray] = {}
     for li, lr in enumerate(ev.leaves):
         counts = np.zeros(n_t, dtype=np.int64)
         for t, items in leaves.items():
             counts[t] = len({y for y, k in items if k in lr.kinds and comp.cycle_start <= y <= comp.cycle_end})
             for y, k in items:
-                if k in lr.kinds and comp.cycle_start <= y <= comp.last_year and leave_idx[t, y - comp.cycle_start] < 0:
+                if k in lr.kinds and comp.cycle_start <= y <= comp.cycle_end and leave_idx[t, y - comp.cycle_start] < 0:
                     leave_idx[t, y - comp.cycle_start] = li
         leave_years[li] = counts
-    required = years[None, :] >= start[:, None]
+    required = all_years[None, :] >= start[:, None]
     has_hire_minimums = any(m.scope == "hire_year" for m in ev.minimums)
-    hire_only = ~required & (years[None, :] == hired[:, None]) & has_hire_minimums
-    in_leave = (leave_idx >= 0) & required & ~hire_only
+    hire_all = ~required & (all_years[None, :] == hired[:, None]) & has_hire_minimums
+    in_leave = (leave_idx >= 0) & required & ~hire_all
     synthetic = leave_minimums(comp)
 
     # --- years
-    t_of_year = np.repeat(np.arange(n_t), n_y)
-    y_of_year = np.tile(np.arange(n_y), n_t)
-    req_flat = required.reshape(-1)
-    hire_flat = hire_only.reshape(-1)
-    leave_flat = in_leave.reshape(-1)
-    leave_idx_flat = leave_idx.reshape(-1)
     waived = _waived(comp, tmasks, n_t)
     year_reqs: list[Req] = []
+    left = np.zeros(n_t, dtype=bool)
+
+    def add(m: Minimum, applies: np.ndarray) -> None:
+        nonlocal left
+        now = applies[:, :n_y].reshape(-1)
+        year_reqs.append((m, now, np.where(now, milli_of(m.min), 0)))
+        if n_all > n_y and ev.binds(m):
+            left |= applies[:, n_y:].any(axis=1)
+
     for m in ev.minimums:
-        base = tmasks[f"min:{m.id}"][t_of_year] & ~waived.get(m.id, np.zeros(n_t, dtype=bool))[t_of_year]
+        base = (tmasks[f"min:{m.id}"] & ~waived.get(m.id, np.zeros(n_t, dtype=bool)))[:, None]
         if m.scope == "year":
-            applies = base & req_flat & ~leave_flat & ~hire_flat
+            add(m, base & required & ~in_leave & ~hire_all)
         elif m.scope == "hire_year":
-            applies = base & (years[y_of_year] == hired[t_of_year]) & (req_flat | hire_flat) & ~leave_flat
-        else:
-            continue
-        year_reqs.append((m, applies, np.where(applies, milli_of(m.min), 0)))
+            add(m, base & (all_years[None, :] == hired[:, None]) & (required | hire_all) & ~in_leave)
     for li, syns in synthetic.items():
         for syn in syns:
-            applies = leave_flat & (leave_idx_flat == li)
-            year_reqs.append((syn, applies, np.where(applies, milli_of(syn.min), 0)))
+            add(syn, in_leave & (leave_idx == li))
+    hire_only = hire_all[:, :n_y]
+    t_of_year = np.repeat(np.arange(n_t), n_y)
 
     # --- cycle
     cycle_reqs: list[Req] = []
@@ -415,7 +422,7 @@ def teacher_state(comp: CompiledPolicy, teachers: pl.DataFrame) -> TeacherState:
                         n_leave = leave_years[li]
                         value = np.where(n_leave > 0, np.maximum(0, value - milli_of(cut) * n_leave), value)
         cycle_reqs.append((m, applies, np.where(applies, value, 0)))
-    return TeacherState(n_t, n_y, years, start, excl_pre, hire_only, year_reqs, cycle_reqs, synthetic,
+    return TeacherState(n_t, n_y, years, start, excl_pre, hire_only, year_reqs, cycle_reqs, left, synthetic,
                         {tr.id: tmasks[f"tr:{tr.id}"][t_of_year] for tr in ev.transfers},
                         {tr.id: tmasks[f"tr:{tr.id}"] for tr in ev.transfers})
 
@@ -458,27 +465,24 @@ def verdicts(comp: CompiledPolicy, teachers: pl.DataFrame, st: TeacherState, yea
     scopes' counted credits and measured minimums."""
     ev = comp.ev
     n_t, n_y = st.n_t, st.n_y
-    every = comp.policy.cycle.requires_every_year
     passed = np.ones(n_t, dtype=bool)
     for _m, applies, req, actual in cycle_scope.reqs:
         passed &= ~applies | (actual >= req)
     year_ok = np.ones(n_t * n_y, dtype=bool)
     year_has = np.zeros(n_t * n_y, dtype=bool)
     binding_ok = np.ones(n_t * n_y, dtype=bool)
-    binds_any = every or any(m.binds_cycle for m in ev.minimums if m.scope != "cycle")
     for m, applies, req, actual in year_scope.reqs:
         met = ~applies | (actual >= req)
         year_ok &= met
         year_has |= applies
-        if m.binds_cycle if m.binds_cycle is not None else every:
+        if ev.binds(m):
             binding_ok &= met
-    passed &= binding_ok.reshape(n_t, n_y).all(axis=1)
-    if binds_any and comp.as_of.year < comp.cycle_end:
-        passed[:] = False
-    in_progress = comp.as_of < dt.date(comp.cycle_end, 12, 31)
+    passed &= binding_ok.reshape(n_t, n_y).all(axis=1) & ~st.left
+    before_end = comp.as_of < dt.date(comp.cycle_end, 12, 31)
     # the status from the verdict in Polars: a NumPy array of strings was
     # slower to hand over than the rest of the row
-    status = pl.when(pl.col("passed")).then(pl.lit("达标")).otherwise(pl.lit("进行中" if in_progress else "未达标"))
+    status = pl.when(pl.col("passed")).then(pl.lit(status_of(True, before_end))).otherwise(
+        pl.lit(status_of(False, before_end)))
     out = teachers.select("teacher_id", *[c for c in UNIT_COLUMNS if c in teachers.columns]).with_columns(
         pl.Series("passed", passed)).with_columns(status.alias("status"),
         pl.Series("total_milli", cycle_scope.counted.sum(axis=1)), pl.lit(False).alias("routed"),

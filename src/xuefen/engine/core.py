@@ -19,6 +19,21 @@ from xuefen.policy.schema import ANY_OF, Cite, Minimum, Ops, Policy, RuleBase, T
 
 # ---------------------------------------------------------------- results
 
+# A teacher's cycle status.  EARLY is a pass before the cycle's last day: every
+# requirement is met and no year still to come has a requirement the verdict
+# needs, so nothing left in the cycle can undo it (docs/policy-format.md,
+# "Verdict and status").
+PASSED, EARLY, IN_PROGRESS, FAILED = "达标", "已达标（提前完成）", "进行中", "未达标"
+STATUSES = (PASSED, EARLY, IN_PROGRESS, FAILED)
+
+
+def status_of(passed: bool, before_end: bool) -> str:
+    """The status from the verdict and whether the cycle is still running."""
+    if passed:
+        return EARLY if before_end else PASSED
+    return IN_PROGRESS if before_end else FAILED
+
+
 
 @dataclass(slots=True)
 class Step:

@@ -52,7 +52,9 @@ from xuefen.policy.schema import (
 )
 
 from .core import (
+    EARLY,
     FIELD_NAMES,
+    IN_PROGRESS,
     MEASURE_UNIT,
     Context,
     Evaluation,
@@ -61,10 +63,12 @@ from .core import (
     Requirement,
     ScopeResult,
     Step,
+    cite_of,
     cite_text,
     compiled,
     describe_match,
     matches,
+    status_of,
     target_text,
 )
 from .rules import PIPELINE, RuleKind
@@ -252,6 +256,43 @@ class Evaluator:
             said = self._chosen[rule.id] = f"；{'；'.join(parts)}" if parts else ""
         return said
 
+    def binds(self, rule: Minimum) -> bool:
+        """Does the cycle verdict need this yearly minimum met?"""
+        return rule.binds_cycle if rule.binds_cycle is not None else self.policy.cycle.requires_every_year
+
+    def _years_left(self, ctx: Context, last: int, start_year: int,
+                    partial: tuple[PartialCycle, int] | None) -> dict[int, list[Requirement]]:
+        """The years after the evaluation date's with a yearly requirement
+        the cycle verdict needs, and those requirements: while one is left a
+        pass is not yet certain, whatever the cycle figures say.  Found by the
+        same requirement phase as a year that has records, so a waiver, a
+        leave year or a hire-year-only minimum counts here as it will then."""
+        out: dict[int, list[Requirement]] = {}
+        scratch: list[Step] = []  # a year without records explains nothing
+        for y in range(last + 1, ctx.cycle_end + 1):
+            required = start_year <= y
+            hire_only = not required and y == ctx.teacher.hired_year and self._has_hire_year_minimums
+            if not (required or hire_only):
+                continue
+            reqs = [r for r in self._requirements(ctx, "year", y, [], scratch, partial, hire_only)
+                    if self.binds(r.rule)]
+            if reqs:
+                out[y] = reqs
+        return out
+
+    def _early_step(self, left: dict[int, list[Requirement]], last: int, cycle_end: int) -> Step:
+        """Why a teacher who meets every requirement so far is, or is not yet,
+        reported as having completed the cycle ahead of time."""
+        if not left:
+            after = f"{last + 1}–{cycle_end} 年没有须达到的年度要求" if last < cycle_end else "本年为周期最后一年"
+            return Step("verdict", f"周期要求与已考核年度的要求均已达到，{after}：{EARLY}", scope="cycle")
+        first = min(left)
+        labels = "、".join(dict.fromkeys(r.rule.label for reqs in left.values() for r in reqs))
+        years = "、".join(f"{y}年" for y in left)
+        return Step("verdict", f"周期要求与已考核年度的要求均已达到，但{years}仍须达到年度要求（{labels}），"
+                               f"周期结束前为{IN_PROGRESS}", cite=cite_of(self.policy, left[first][0].rule),
+                    scope="cycle")
+
     def once(self, steps: list[Step], rule: RuleBase, step: Step) -> None:
         """Teacher-level facts do not change between scopes: say it once."""
         if rule.id not in self._said:
@@ -433,23 +474,19 @@ class Evaluator:
             years[y] = res
         cycle = self._scope(ctx, "cycle", None, in_cycle, dict(amounts), True, steps, partial)
         # verdict
+        before_end = as_of < dt.date(cycle_end, 12, 31)
         if completed_by is not None:
             passed = True
         else:
             passed = all(r.met for r in cycle.requirements)
-            every = p.cycle.requires_every_year
-            binding = [r for yr in years.values() if yr.required for r in yr.requirements
-                       if (r.rule.binds_cycle if r.rule.binds_cycle is not None else every)]
+            binding = [r for yr in years.values() if yr.required for r in yr.requirements if self.binds(r.rule)]
             passed = passed and all(r.met for r in binding)
-            binds_any = every or any(m.binds_cycle for m in self.minimums if m.scope != "cycle")
-            if binds_any and as_of.year < cycle_end:
-                passed = False  # years still to come must pass too
-        if passed:
-            status = "达标"
-        elif as_of < dt.date(cycle_end, 12, 31):
-            status = "进行中"
-        else:
-            status = "未达标"
+            if passed and before_end:
+                left = self._years_left(ctx, last, start_year, partial)
+                steps.append(self._early_step(left, last, cycle_end))
+                if left:
+                    passed = False  # a year still to come can fail the cycle
+        status = status_of(passed, before_end)
         if not any(isinstance(r, Minimum) for r in self.rules):
             warnings.append("本政策没有任何最低要求规则")
         return Evaluation(p, teacher, as_of, dict(self.options), cycle_start, cycle_end, start_year,

@@ -109,7 +109,7 @@ def unit_xlsx(node_name: str, rows: Sequence[dict[str, Any]], teachers: Iterable
     ]
     sheets: list[tuple[str, Sequence[str], Iterable[Sequence[Any]]]] = []
     if unit_rows:
-        sheets.append(("单位", ["单位", "类型", "教师数", "达标", "进行中", "未达标", "未评估",
+        sheets.append(("单位", ["单位", "类型", "教师数", "达标（含提前完成）", "进行中", "未达标", "未评估",
                                 f"{year}年已达标", f"{year}年须考核"], unit_rows))
     sheets.append(("教师", ["教师编号", "姓名", "身份证号", "学校", "周期结论", "周期计入学分",
                             f"{year}年计入学分", f"{year}年达标", f"{year}年尚缺"], teacher_rows))

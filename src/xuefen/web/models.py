@@ -363,7 +363,7 @@ class TeacherResult(models.Model):
     cycle_start = models.PositiveSmallIntegerField()
     cycle_end = models.PositiveSmallIntegerField()
     passed = models.BooleanField()
-    status = models.CharField(max_length=8)
+    status = models.CharField(max_length=16)  # 已达标（提前完成） is the longest
     total = models.DecimalField(max_digits=10, decimal_places=3)
     year_passed = models.BooleanField(null=True)
     year_total = models.DecimalField(max_digits=10, decimal_places=3, default=Decimal(0))

@@ -33,13 +33,17 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 
+from xuefen.engine.core import EARLY, FAILED, IN_PROGRESS, PASSED
 from xuefen.web.models import Org, Teacher, TeacherResult, UnitTally
 
 log = logging.getLogger(__name__)
 
-PASSED, IN_PROGRESS, FAILED = "达标", "进行中", "未达标"
 FIELDS = ("teachers", "passed", "in_progress", "failed", "unevaluated", "year_passed", "year_checked")
-_BUCKET = {PASSED: "passed", IN_PROGRESS: "in_progress", FAILED: "failed"}
+# A teacher who completed her cycle ahead of time has nothing left to do: she
+# counts with those who passed (so in the cycle's 合格率 a school's floor is
+# judged on, officer.school_threshold), not with those still in progress.
+_BUCKET = {PASSED: "passed", EARLY: "passed", IN_PROGRESS: "in_progress", FAILED: "failed"}
+COMPLETED = (PASSED, EARLY)
 # SQLite caps the parameters of one statement.
 _CHUNK = 500
 
@@ -172,7 +176,7 @@ def _apply(deltas: dict[int, Figures]) -> None:
 def _aggregates() -> dict[str, Any]:
     return {
         "teachers": Count("id"),
-        "passed": Count("id", filter=Q(result__status=PASSED)),
+        "passed": Count("id", filter=Q(result__status__in=COMPLETED)),
         "in_progress": Count("id", filter=Q(result__status=IN_PROGRESS)),
         "failed": Count("id", filter=Q(result__status=FAILED)),
         "year_passed": Count("id", filter=Q(result__year_passed=True)),

@@ -9,6 +9,7 @@ from typing import Any
 from django import template
 from django.utils.translation import gettext as _
 
+from xuefen.engine.core import EARLY, FAILED, IN_PROGRESS, PASSED
 from xuefen.numbers import fmt
 
 register = template.Library()
@@ -27,8 +28,8 @@ def credits(value: Any) -> str:
 
 @register.filter
 def verdict(value: Any) -> str:
-    """The engine's 达标 / 进行中 / 未达标, translated for display."""
-    words = {"达标": _("达标"), "进行中": _("进行中"), "未达标": _("未达标")}
+    """The engine's 达标 / 已达标（提前完成） / 进行中 / 未达标, translated for display."""
+    words = {PASSED: _("达标"), EARLY: _("已达标（提前完成）"), IN_PROGRESS: _("进行中"), FAILED: _("未达标")}
     if value is None or value == "":
         return _("未评估")
     return words.get(str(value), str(value))
@@ -36,7 +37,7 @@ def verdict(value: Any) -> str:
 
 @register.filter
 def verdict_class(value: Any) -> str:
-    return {"达标": "ok", "进行中": "going", "未达标": "bad"}.get(str(value), "none")
+    return {PASSED: "ok", EARLY: "ok", IN_PROGRESS: "going", FAILED: "bad"}.get(str(value), "none")
 
 
 @register.filter

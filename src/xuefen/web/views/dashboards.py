@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from xuefen.engine.core import FAILED
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, Teacher, TeacherResult
 from xuefen.web.services import audit
-from xuefen.web.services.tallies import FAILED
 from xuefen.web.views.common import client_ip, show_full_ids
 from xuefen.web.views.officer import _node, _officer, _year_shortfall
 

@@ -21,11 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from xuefen.engine.core import EARLY, FAILED, IN_PROGRESS, PASSED
 from xuefen.web import permissions as perm
 from xuefen.web.models import Org, OrgKind, Profile, Record, Status, Teacher, TeacherResult
 from xuefen.web.services import tallies
 from xuefen.web.services.evaluation import Policies
-from xuefen.web.services.tallies import FAILED, IN_PROGRESS, PASSED
+from xuefen.web.services.tallies import COMPLETED
 from xuefen.web.views.common import show_full_ids
 from xuefen.web.views.teacher import _year_groups, teacher_summary
 
@@ -185,7 +186,9 @@ def dashboard(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     status_filter = request.GET.get("status", "")
     if node.kind == OrgKind.SCHOOL:
         qs = _school_teachers(request, node)
-        if status_filter in (PASSED, IN_PROGRESS, FAILED):
+        if status_filter == PASSED:  # as the 达标 figure counts them: ahead of time too
+            qs = qs.filter(result__status__in=COMPLETED)
+        elif status_filter in (EARLY, IN_PROGRESS, FAILED):
             qs = qs.filter(result__status=status_filter)
         elif status_filter == "year":
             qs = qs.filter(result__year_passed=False)
