@@ -296,7 +296,7 @@ class Evaluator:
         sc.reqs = self._requirements(ctx, scope, year, lines, steps, partial, hire_only) if required else []
         for hook in MOVES_PHASE:
             hook(self, ctx, sc)
-        result = ScopeResult(scope, year, required, earned, counted, sc.reqs, dict(amounts))
+        result = ScopeResult(scope, year, required, earned, counted, sc.reqs, dict(amounts), dict(sc.cuts))
         for hook in MEASURE_PHASE:
             hook(self, ctx, sc)
         return result

@@ -52,6 +52,8 @@ def apply(ev: Evaluator, ctx: Context, sc: ScopeState) -> None:
                 running += amounts[ln.idx]
         after = sum((amounts[ln.idx] for ln in group), ZERO)
         target = target_text(cap.target)
+        if group:
+            sc.cuts[cap.id] = before - after
         if after < before:
             sc.steps.append(Step("cap", f"{where}{target}共 {fmt(before)}学分，按上限计 {fmt(after)}学分：{cap.label}",
                                  rule=cap.id, cite=cite_of(p, cap), scope=sc.scope, year=sc.year))
