@@ -76,7 +76,7 @@ from .rules.base import (
     StartState,
 )
 from .rules.leave_year import year_minimums
-from .words import has_words, in_policy_words
+from .words import FIELD_WORDS, has_words, in_policy_words, stated_facts
 
 
 def _phase(name: str) -> list[Any]:
@@ -178,8 +178,11 @@ class Evaluator:
             if read is not r:
                 said = [f"学分类别“{r.category}”" if read.category != r.category else "",
                         f"主题“{r.theme}”" if read.theme != r.theme and r.theme is not None else ""]
+                stated = stated_facts(r, read)
+                shown = "，".join(f"{FIELD_WORDS.get(k, k)}{v}" for k, v in stated.items())
                 self._read_as[r.id] = (f"记录 {r.id} 的{''.join(s for s in said if s)}按本政策的说法读作"
-                                       f"{read.category}{'·' + read.theme if read.theme else ''}")
+                                       f"{read.category}{'·' + read.theme if read.theme else ''}"
+                                       f"{f'（{shown}）' if shown else ''}")
             out.append(read)
         return out
 
