@@ -34,20 +34,17 @@ def _scope_shortfall(sc: ScopeResult) -> Decimal:
     return max(total_missing, cat_missing)
 
 
+def _required(sc: ScopeResult, field: str, name: str) -> Decimal | None:
+    """The credits minimum of the scope whose target is that category or theme."""
+    for req in sc.requirements:
+        t = req.rule.target
+        if isinstance(t, Target) and getattr(t, field) == name and req.rule.measure == "credits":
+            return req.min
+    return None
+
+
 def category_required(sc: ScopeResult, category: str) -> Decimal | None:
-    for req in sc.requirements:
-        t = req.rule.target
-        if isinstance(t, Target) and t.category == category and req.rule.measure == "credits":
-            return req.min
-    return None
-
-
-def _theme_required(sc: ScopeResult, theme: str) -> Decimal | None:
-    for req in sc.requirements:
-        t = req.rule.target
-        if isinstance(t, Target) and t.theme == theme and req.rule.measure == "credits":
-            return req.min
-    return None
+    return _required(sc, "category", category)
 
 
 def theme_lines(ev: Evaluation) -> dict[str, dict[str, dict[str, Any]]]:
@@ -77,7 +74,7 @@ def theme_lines(ev: Evaluation) -> dict[str, dict[str, dict[str, Any]]]:
             per_theme[theme] = {
                 "earned": _num(sum((ln.credits for ln in mine), ZERO)),
                 "counted": _num(sum((ev.cycle.amounts.get(ln.idx, ZERO) for ln in mine), ZERO)),
-                "required": _num(_theme_required(ev.cycle, theme)),
+                "required": _num(_required(ev.cycle, "theme", theme)),
                 "caps": caps,
             }
         out[cat.id] = per_theme
