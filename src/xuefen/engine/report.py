@@ -8,6 +8,7 @@ import unicodedata
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from xuefen.engine.core import Line
 from xuefen.engine.evaluate import Evaluation, ScopeResult, Step, cite_text
 from xuefen.numbers import ZERO, fmt
 from xuefen.policy.schema import Cap, Conversion, Minimum, Target
@@ -54,28 +55,33 @@ def theme_lines(ev: Evaluation) -> dict[str, dict[str, dict[str, Any]]]:
     counted is what the cycle kept; each cap on the theme gives its amount and
     what it cut over the cycle (a yearly cap's cuts summed over the years)."""
     p = ev.policy
-    in_cycle = [ln for rr in ev.records for ln in rr.lines if ln.counted_in_cycle and not ln.excluded]
+    # one pass over the lines and the rules, not one per theme (朝阳 lists 18)
+    mine: dict[tuple[str, str | None], list[Line]] = {}
+    for rr in ev.records:
+        for ln in rr.lines:
+            if ln.counted_in_cycle and not ln.excluded:
+                mine.setdefault((ln.category, ln.theme), []).append(ln)
     scopes = [*ev.years.values(), ev.cycle]
+    caps: dict[str, list[dict[str, Any]]] = {}
+    for c in p.rules:
+        if isinstance(c, Cap) and c.target.theme is not None \
+                and all(ev.options.get(k) == v for k, v in c.when_option.items()):
+            cut = sum((sc.cuts.get(c.id, ZERO) for sc in scopes if sc.scope == c.scope), ZERO)
+            caps.setdefault(c.target.theme, []).append(
+                {"rule": c.id, "label": c.label, "scope": c.scope, "max": _num(c.max), "cut": _num(cut),
+                 "cite": cite_text(p, c.cites)})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for cat in p.categories:
         if not cat.themes:
             continue
         per_theme: dict[str, dict[str, Any]] = {}
         for theme in cat.themes:
-            mine = [ln for ln in in_cycle if ln.category == cat.id and ln.theme == theme]
-            caps = [
-                {"rule": c.id, "label": c.label, "scope": c.scope, "max": _num(c.max),
-                 "cut": _num(sum((sc.cuts.get(c.id, ZERO) for sc in scopes if sc.scope == c.scope), ZERO)),
-                 "cite": cite_text(p, c.cites)}
-                for c in p.rules
-                if isinstance(c, Cap) and c.target.theme == theme
-                and all(ev.options.get(k) == v for k, v in c.when_option.items())
-            ]
+            lines = mine.get((cat.id, theme), [])
             per_theme[theme] = {
-                "earned": _num(sum((ln.credits for ln in mine), ZERO)),
-                "counted": _num(sum((ev.cycle.amounts.get(ln.idx, ZERO) for ln in mine), ZERO)),
+                "earned": _num(sum((ln.credits for ln in lines), ZERO)),
+                "counted": _num(sum((ev.cycle.amounts.get(ln.idx, ZERO) for ln in lines), ZERO)),
                 "required": _num(_required(ev.cycle, "theme", theme)),
-                "caps": caps,
+                "caps": caps.get(theme, []),
             }
         out[cat.id] = per_theme
     return out
