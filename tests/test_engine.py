@@ -364,3 +364,38 @@ def test_theme_lines_give_each_sub_type_its_figures_and_its_caps(tmp_path: Path)
     report = text_report(ev)
     assert "  ·讲座" in report and "每年上限 2学分，封顶扣除 2学分" in report
     assert "本周期上限 5学分，封顶扣除 3学分" in report
+
+
+@pytest.mark.parametrize(
+    ("subtypes", "message"),
+    [
+        ("{片区研修: {theme: 片区, facts: {level: 校级}}}", "不能给出 level"),
+        ("{片区研修: {theme: 片区, facts: {form: 片区}}}", "取值“片区”不是规范词汇"),
+        ("{片区研修: {theme: 学区}}", "指向未定义的主题“学区”"),
+    ],
+)
+def test_loader_checks_what_a_sub_type_states(tmp_path: Path, subtypes: str, message: str) -> None:
+    """A sub-type's facts are a record field it may fill (form, achievement,
+    program, role) with the canonical term, so the conversions can read it."""
+    text = HEAD.format(id="t", years=5, every="false", to="").replace(
+        "  - {id: 校本}\n", f"  - {{id: 校本, themes: [片区], subtypes: {subtypes}}}\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(text + BASE_RULES, encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert message in str(err.value)
+
+
+def test_a_fact_the_record_gives_wins_over_the_sub_types(tmp_path: Path) -> None:
+    text = HEAD.format(id="t", years=5, every="false", to="").replace(
+        "  - {id: 网络}\n", "  - {id: 网络, themes: [线上], subtypes: {线上学习: {theme: 线上, facts: {form: 网络}}}}\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(text + BASE_RULES, encoding="utf-8")
+    p = load_policy_file(path)
+    written = Record(id="a", year=2020, category="线上学习", hours=Decimal(20))
+    given = Record(id="b", year=2020, category="线上学习", form="集中", hours=Decimal(20))
+    ev = evaluate(p, T, [written, given], END)
+    # 网络 at 10 hours a credit for the one the sub-type's name prices; the
+    # record that says 集中 is 集中 at 1.3 an hour
+    assert [(r.id, r.credits) for r in ev.records] == [("a", Decimal(2)), ("b", Decimal(26))]
+    assert "（形式：网络）" in ev.records[0].explanation and "形式" not in ev.records[1].explanation.split("；")[0]
