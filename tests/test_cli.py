@@ -116,6 +116,34 @@ def test_records_in_the_seeds_words_and_a_missing_fact(tmp_path: Path, capsys: p
     assert "记录 e1（2018年）缺少学时：补填后才能计算学分" in out
 
 
+def test_evaluate_shows_each_sub_type_as_a_theme_line_with_its_cap(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """朝阳 附件3 第八条: 市级教科研活动 counts at 20学时1.5学分 (第十一条) and at most
+    3 credits a cycle; the report's theme line shows the 6 earned, the 3 kept
+    and the cap's cut, and the JSON gives the same under "themes"."""
+    doc = {"teacher": {"id": "T1", "stage": "小学"},
+           "records": [{"id": "e1", "year": 2018, "category": "专业选修", "hours": 30, "result": "合格"},
+                       {"id": "e4", "year": 2019, "category": "市级教科研活动", "hours": 20},
+                       {"id": "e5", "year": 2019, "category": "市级教科研活动", "hours": 60}]}
+    path = tmp_path / "teacher.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    _, out, _ = run(capsys, "evaluate", "--policy", "chaoyang-2016", str(path), "--as-of", "2020-12-31",
+                    "--format", "text")
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ·")}
+    assert rows["·市级教科研活动"] == ["6", "3", "—", "—"]
+    assert rows["·专业选修与专题选修"] == ["3", "3", "5", "2"]  # 第八条: the two together at least 5
+    assert "本周期上限 3学分，封顶扣除 3学分（朝阳区十三五培训实施意见·附件3第八条）" in out
+    assert "·自主选修" not in out  # nothing in it, no rule on it
+    _, out, _ = run(capsys, "evaluate", "--policy", "chaoyang-2016", str(path), "--as-of", "2020-12-31",
+                    "--format", "json")
+    data = json.loads(out, parse_float=Decimal)
+    city = data["themes"]["选修"]["市级教科研活动"]
+    assert (city["earned"], city["counted"]) == (Decimal("6"), Decimal("3"))
+    assert [(c["rule"], c["max"], c["cut"]) for c in city["caps"]] == [("cap-city-research", 3, 3)]
+    assert data["categories"]["选修"] == {"earned": Decimal("9"), "counted": Decimal("6"),
+                                         "required": Decimal("10"), "shortfall": Decimal("4")}
+
+
 def test_a_category_the_policy_does_not_know_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "roster.csv"
     path.write_text("教师编号,姓名,记录编号,登记年度,培训项目名称,学分类别,学时\nT1,张三,r1,2018,项目,选秀,20\n",

@@ -325,3 +325,77 @@ def test_price_is_the_per_record_part_of_evaluate_on_every_policy_case() -> None
                 [(r.id, r.year, r.credits, r.category, r.gate_passed, r.explanation) for r in whole], case.name
             compared += len(records)
     assert compared > 100
+
+
+def test_theme_lines_give_each_sub_type_its_figures_and_its_caps(tmp_path: Path) -> None:
+    """A sub-type written as the category counts under its theme; the theme's
+    line in the report shows what it earned, what the cycle kept, and what
+    each cap on it took off (a yearly cap's cuts summed over the years)."""
+    from xuefen.engine.report import as_dict, text_report
+
+    text = HEAD.format(id="th", years=5, every="false", to="").replace(
+        "  - {id: 网络}\n",
+        "  - {id: 网络, themes: [讲座, 课题], subtypes: {专题讲座: 讲座, 课题研究: 课题}}\n")
+    # the conversion keeps the record's theme, as a policy with themes does
+    rules = BASE_RULES.replace("category: 网络,", "category: 网络, theme: '@record',") + f"""\
+  - {{id: cap-lecture, kind: cap, label: 讲座每年至多2学分, scope: year, target: {{theme: 讲座}}, max: 2, {C}}}
+  - {{id: cap-project, kind: cap, label: 课题至多5学分, scope: cycle, target: {{theme: 课题}}, max: 5, {C}}}
+  - {{id: m-project, kind: minimum, label: 课题不少于1学分, scope: cycle, target: {{theme: 课题}}, min: 1, {C}}}
+"""
+    path = tmp_path / "th.yaml"
+    path.write_text(text + rules, encoding="utf-8")
+    p = load_policy_file(path)
+    records = [rec("a", 2020, "网络", "30", category="专题讲座"), rec("b", 2021, "网络", "30", category="专题讲座"),
+               rec("c", 2021, "网络", "40", theme="课题"), rec("d", 2022, "网络", "40", category="课题研究"),
+               rec("e", 2022, "集中", "10")]
+    ev = evaluate(p, T, records, END)
+    data = as_dict(ev)
+    assert set(data["themes"]) == {"网络"}  # only a category that lists themes has theme lines
+    lecture, project = data["themes"]["网络"]["讲座"], data["themes"]["网络"]["课题"]
+    # 3 + 3 earned, each year's 3 cut to 2
+    assert (lecture["earned"], lecture["counted"], lecture["required"]) == (Decimal(6), Decimal(4), None)
+    assert [(c["rule"], c["scope"], c["max"], c["cut"]) for c in lecture["caps"]] == \
+        [("cap-lecture", "year", Decimal(2), Decimal(2))]
+    # 4 + 4 earned, the cycle keeps 5
+    assert (project["earned"], project["counted"], project["required"]) == (Decimal(8), Decimal(5), Decimal(1))
+    assert [(c["rule"], c["cut"]) for c in project["caps"]] == [("cap-project", Decimal(3))]
+    # the category's figures are what they were, and add up from the themes
+    assert data["categories"]["网络"]["counted"] == Decimal(9) == lecture["counted"] + project["counted"]
+    report = text_report(ev)
+    assert "  ·讲座" in report and "每年上限 2学分，封顶扣除 2学分" in report
+    assert "本周期上限 5学分，封顶扣除 3学分" in report
+
+
+@pytest.mark.parametrize(
+    ("subtypes", "message"),
+    [
+        ("{片区研修: {theme: 片区, facts: {level: 校级}}}", "不能给出 level"),
+        ("{片区研修: {theme: 片区, facts: {form: 片区}}}", "取值“片区”不是规范词汇"),
+        ("{片区研修: {theme: 学区}}", "指向未定义的主题“学区”"),
+    ],
+)
+def test_loader_checks_what_a_sub_type_states(tmp_path: Path, subtypes: str, message: str) -> None:
+    """A sub-type's facts are a record field it may fill (form, achievement,
+    program, role) with the canonical term, so the conversions can read it."""
+    text = HEAD.format(id="t", years=5, every="false", to="").replace(
+        "  - {id: 校本}\n", f"  - {{id: 校本, themes: [片区], subtypes: {subtypes}}}\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(text + BASE_RULES, encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert message in str(err.value)
+
+
+def test_a_fact_the_record_gives_wins_over_the_sub_types(tmp_path: Path) -> None:
+    text = HEAD.format(id="t", years=5, every="false", to="").replace(
+        "  - {id: 网络}\n", "  - {id: 网络, themes: [线上], subtypes: {线上学习: {theme: 线上, facts: {form: 网络}}}}\n")
+    path = tmp_path / "t.yaml"
+    path.write_text(text + BASE_RULES, encoding="utf-8")
+    p = load_policy_file(path)
+    written = Record(id="a", year=2020, category="线上学习", hours=Decimal(20))
+    given = Record(id="b", year=2020, category="线上学习", form="集中", hours=Decimal(20))
+    ev = evaluate(p, T, [written, given], END)
+    # 网络 at 10 hours a credit for the one the sub-type's name prices; the
+    # record that says 集中 is 集中 at 1.3 an hour
+    assert [(r.id, r.credits) for r in ev.records] == [("a", Decimal(2)), ("b", Decimal(26))]
+    assert "（形式：网络）" in ev.records[0].explanation and "形式" not in ev.records[1].explanation.split("；")[0]

@@ -379,6 +379,15 @@ def test_declaration_refused_with_the_reason(world: World, changes: dict[str, st
     assert not Record.objects.exists()
 
 
+def test_a_sub_type_written_as_the_category_is_declared_in_the_policys_words(world: World) -> None:
+    """永吉 学分结构: 学区研修 is part of 校本研修; the form accepts it as the CLI
+    and the roster import do, and the engine prices it at 学区研修's 0.8."""
+    response = declare(client_for(world, "alice"), category="学区研修", form="", level="", hours="20")
+    assert response.status_code == 302, response.content.decode()[:400]
+    record = Record.objects.get()
+    assert record.category == "学区研修" and record.credits == Decimal("16")
+
+
 def test_zero_credits_and_duplicates_are_warned_then_confirmed_and_shown_to_the_reviewer(world: World) -> None:
     alice = client_for(world, "alice")
     zero = declare(alice, form="网络", hours="", level="")

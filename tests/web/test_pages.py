@@ -78,6 +78,20 @@ def test_teacher_home_is_only_for_teachers(ledger_world: World) -> None:
     assert Client().get(reverse("teacher-home")).status_code == 302
 
 
+def test_teacher_page_lists_the_sub_types_of_a_category_as_theme_rows(ledger_world: World) -> None:
+    """山东 第十八条: 校本研修 is 校本培训 and 自主研习; a record written 校本培训
+    shows under its category as its own line, beside the category's figures."""
+    ledger_world.record("will", Status.CERTIFIED, year=2025, title="校本培训", category="校本培训", form="",
+                        level="", hours=Decimal(10))
+    t = ledger_world.teachers["will"]
+    html = login(ledger_world, "cody").get(reverse("teacher-detail", args=[t.pk])).content.decode()
+    row = re.search(r'<tr class="theme" data-category="校本研修" data-theme="校本培训">(.*?)</tr>', html, re.S)
+    assert row, "no theme row for 校本培训"
+    # no school-set credits: 第十八条's default reading, 1 credit an hour
+    assert re.search(r'<td class="cat-counted">\s*10\b', row.group(1))
+    assert 'data-theme="自主研习"' not in html  # nothing in it and no rule on it
+
+
 @pytest.mark.parametrize("name", ["bob", "pat", "carol", "dora"])
 def test_dashboard_renders_for_each_officer(ledger_world: World, name: str) -> None:
     response = login(ledger_world, name).get(reverse("dashboard"))

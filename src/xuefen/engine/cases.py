@@ -45,7 +45,7 @@ class Outcome:
 
 
 _CASE_KEYS = {"name", "as_of", "options", "teacher", "records", "expect"}
-_EXPECT_KEYS = {"passed", "status", "total", "categories", "years", "records", "failing",
+_EXPECT_KEYS = {"passed", "status", "total", "categories", "themes", "years", "records", "failing",
                 "applied", "not_applied", "explanation_contains", "error"}
 
 
@@ -95,6 +95,15 @@ def _compare(path: str, actual: Any, expected: Any, out: list[str]) -> None:
                 out.append(f"{path}.{key}：结果中没有该项")
                 continue
             _compare(f"{path}.{key}", actual[str(key)], value, out)
+        return
+    if isinstance(expected, list) and any(isinstance(e, dict) for e in expected):
+        # a list of objects (a theme's caps) matches item by item, each on the
+        # keys the case names, so a case need not copy labels and citations
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            out.append(f"{path}：期望 {len(expected)} 项，实际 {_show(actual)}")
+            return
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _compare(f"{path}[{i}]", a, e, out)
         return
     if not _same(actual, expected):
         out.append(f"{path}：期望 {_show(expected)}，实际 {_show(actual)}")
@@ -146,7 +155,7 @@ def run_case(policy: Policy, case: Case, file: str = "") -> Outcome:
         out.append(f"期望出错“{expected_error}”，实际评估成功")
     result = as_dict(ev)
     exp = case.expect
-    for key in ("passed", "status", "total", "categories"):
+    for key in ("passed", "status", "total", "categories", "themes"):
         if key in exp:
             _compare(key, result[key], exp[key], out)
     if "years" in exp:

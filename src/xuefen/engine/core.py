@@ -108,6 +108,7 @@ class ScopeResult:
     counted: dict[str, Decimal]
     requirements: list[Requirement]
     amounts: dict[int, Decimal]
+    cuts: dict[str, Decimal] = field(default_factory=dict)  # cap id -> credits it took off here
 
     @property
     def total(self) -> Decimal:

@@ -82,7 +82,7 @@ from .rules.base import (
 )
 from .rules.cap import crossable_caps
 from .rules.leave_year import year_minimums
-from .words import has_words, in_policy_words
+from .words import FIELD_WORDS, has_words, in_policy_words, stated_facts
 
 
 def _phase(name: str) -> list[Any]:
@@ -190,8 +190,11 @@ class Evaluator:
             if read is not r:
                 said = [f"学分类别“{r.category}”" if read.category != r.category else "",
                         f"主题“{r.theme}”" if read.theme != r.theme and r.theme is not None else ""]
+                stated = stated_facts(r, read)
+                shown = "，".join(f"{FIELD_WORDS.get(k, k)}{v}" for k, v in stated.items())
                 self._read_as[r.id] = (f"记录 {r.id} 的{''.join(s for s in said if s)}按本政策的说法读作"
-                                       f"{read.category}{'·' + read.theme if read.theme else ''}")
+                                       f"{read.category}{'·' + read.theme if read.theme else ''}"
+                                       f"{f'（{shown}）' if shown else ''}")
             out.append(read)
         return out
 
@@ -361,7 +364,7 @@ class Evaluator:
         sc.reqs = self._requirements(ctx, scope, year, lines, steps, partial, hire_only) if required else []
         for hook in MOVES_PHASE:
             hook(self, ctx, sc)
-        result = ScopeResult(scope, year, required, earned, counted, sc.reqs, dict(amounts))
+        result = ScopeResult(scope, year, required, earned, counted, sc.reqs, dict(amounts), dict(sc.cuts))
         for hook in MEASURE_PHASE:
             hook(self, ctx, sc)
         return result

@@ -8,9 +8,10 @@ import unicodedata
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from xuefen.engine.core import Line
 from xuefen.engine.evaluate import Evaluation, ScopeResult, Step, cite_text
 from xuefen.numbers import ZERO, fmt
-from xuefen.policy.schema import Conversion, Minimum, Target
+from xuefen.policy.schema import Cap, Conversion, Minimum, Target
 
 
 def _num(value: Decimal | None) -> Decimal | None:
@@ -34,12 +35,56 @@ def _scope_shortfall(sc: ScopeResult) -> Decimal:
     return max(total_missing, cat_missing)
 
 
-def category_required(sc: ScopeResult, category: str) -> Decimal | None:
+def _required(sc: ScopeResult, field: str, name: str) -> Decimal | None:
+    """The credits minimum of the scope whose target is that category or theme."""
     for req in sc.requirements:
         t = req.rule.target
-        if isinstance(t, Target) and t.category == category and req.rule.measure == "credits":
+        if isinstance(t, Target) and getattr(t, field) == name and req.rule.measure == "credits":
             return req.min
     return None
+
+
+def category_required(sc: ScopeResult, category: str) -> Decimal | None:
+    return _required(sc, "category", category)
+
+
+def theme_lines(ev: Evaluation) -> dict[str, dict[str, dict[str, Any]]]:
+    """category -> theme -> the theme's own figures, for each category that
+    lists themes: a sub-type (朝阳 附件3 第八条 专业选修 …) has its own rate and
+    its own caps, which the category's sum hides.  Earned is before any cap,
+    counted is what the cycle kept; each cap on the theme gives its amount and
+    what it cut over the cycle (a yearly cap's cuts summed over the years)."""
+    p = ev.policy
+    # one pass over the lines and the rules, not one per theme (朝阳 lists 18)
+    mine: dict[tuple[str, str | None], list[Line]] = {}
+    for rr in ev.records:
+        for ln in rr.lines:
+            if ln.counted_in_cycle and not ln.excluded:
+                mine.setdefault((ln.category, ln.theme), []).append(ln)
+    scopes = [*ev.years.values(), ev.cycle]
+    caps: dict[str, list[dict[str, Any]]] = {}
+    for c in p.rules:
+        if isinstance(c, Cap) and c.target.theme is not None \
+                and all(ev.options.get(k) == v for k, v in c.when_option.items()):
+            cut = sum((sc.cuts.get(c.id, ZERO) for sc in scopes if sc.scope == c.scope or c.cumulative), ZERO)
+            caps.setdefault(c.target.theme, []).append(
+                {"rule": c.id, "label": c.label, "scope": c.scope, "max": _num(c.max), "cut": _num(cut),
+                 "cite": cite_text(p, c.cites)})
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for cat in p.categories:
+        if not cat.themes:
+            continue
+        per_theme: dict[str, dict[str, Any]] = {}
+        for theme in cat.themes:
+            lines = mine.get((cat.id, theme), [])
+            per_theme[theme] = {
+                "earned": _num(sum((ln.credits for ln in lines), ZERO)),
+                "counted": _num(sum((ev.cycle.amounts.get(ln.idx, ZERO) for ln in lines), ZERO)),
+                "required": _num(_required(ev.cycle, "theme", theme)),
+                "caps": caps.get(theme, []),
+            }
+        out[cat.id] = per_theme
+    return out
 
 
 def as_dict(ev: Evaluation) -> dict[str, Any]:
@@ -96,6 +141,9 @@ def as_dict(ev: Evaluation) -> dict[str, Any]:
         "status": ev.status,
         "total": _num(ev.total),
         "categories": categories,
+        # added beside "categories" so that a reader of category figures sees
+        # the same keys as before
+        "themes": theme_lines(ev),
         "years": years,
         "records": records,
         "shortfalls": shortfalls,
@@ -147,15 +195,31 @@ def text_report(ev: Evaluation) -> str:
         f"教师：{t.name or ''}（{t.id}）  周期：{ev.cycle_start}–{ev.cycle_end}年  评估日期：{ev.as_of.isoformat()}",
         f"周期结论：{ev.status}    周期计入学分：{fmt(ev.total)}",
         "",
-        _ljust("类别", 14) + "".join(_rjust(h, 9) for h in ("已获", "计入", "要求", "尚缺")),
     ]
+    # a theme with nothing in it and no rule on it would only be noise here
+    themes = {c: {t: fig for t, fig in per.items()
+                  if fig["earned"] or fig["required"] is not None or any(cap["cut"] for cap in fig["caps"])}
+              for c, per in theme_lines(ev).items()}
+    # a theme's name (专业选修与专题选修) is wider than a category's: the first
+    # column takes the widest shown, so the figures stay in their columns
+    first = max([14, *(_width(f"  ·{t}") + 2 for per in themes.values() for t in per)])
+    lines.append(_ljust("类别", first) + "".join(_rjust(h, 9) for h in ("已获", "计入", "要求", "尚缺")))
     for cat in p.categories:
         req = category_required(ev.cycle, cat.id)
         counted = ev.cycle.counted[cat.id]
         cells = [fmt(ev.cycle.earned[cat.id]), fmt(counted),
                  fmt(req) if req is not None else "—",
                  fmt(max(ZERO, req - counted)) if req is not None else "—"]
-        lines.append(_ljust(cat.id, 14) + "".join(_rjust(c, 9) for c in cells))
+        lines.append(_ljust(cat.id, first) + "".join(_rjust(c, 9) for c in cells))
+        for theme, fig in themes.get(cat.id, {}).items():
+            cells = [fmt(fig["earned"]), fmt(fig["counted"]),
+                     fmt(fig["required"]) if fig["required"] is not None else "—",
+                     fmt(max(ZERO, fig["required"] - fig["counted"])) if fig["required"] is not None else "—"]
+            lines.append(_ljust(f"  ·{theme}", first) + "".join(_rjust(c, 9) for c in cells))
+            for c in fig["caps"]:
+                limit = f"上限 {fmt(c['max'])}学分" if c["max"] is not None else c["label"]
+                scope = "每年" if c["scope"] == "year" else "本周期"
+                lines.append(f"      {scope}{limit}，封顶扣除 {fmt(c['cut'])}学分（{c['cite']}）")
     if ev.years:
         lines += ["", "年度："]
         for y, sc in ev.years.items():
@@ -285,4 +349,4 @@ def plan_text(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Minimum", "as_dict", "dumps", "explain_text", "plan", "plan_text", "text_report"]
+__all__ = ["Minimum", "as_dict", "dumps", "explain_text", "plan", "plan_text", "text_report", "theme_lines"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from xuefen.errors import Problem
-from xuefen.model import Record
-from xuefen.policy.schema import Conversion, Ops, Policy, RuleBase
+from xuefen.model import RECORD_FIELDS, Record
+from xuefen.policy.schema import SUBTYPE_FACTS, Conversion, Ops, Policy, RuleBase
 
 
 def has_words(policy: Policy) -> bool:
@@ -24,18 +25,36 @@ def in_policy_words(policy: Policy, record: Record) -> Record:
     """The record with a sub-type category read as its category and theme,
     and a theme alias as the theme (unchanged when nothing applies)."""
     category, theme = record.category, record.theme
+    facts: dict[str, str] = {}
     if category is not None and policy.category(category) is None:
         hit = policy.subtype(category)
         if hit is not None and (theme is None or theme == category or hit[0].theme_of(theme) == hit[1]):
+            # a fact the record gives wins over what the sub-type's name says
+            facts = {k: v for k, v in hit[0].subtype_facts(category).items() if record.get(k) is None}
             category, theme = hit[0].id, hit[1]
     if theme is not None:
         for cat in policy.categories:
             if theme in cat.theme_aliases:
                 theme = cat.theme_aliases[theme]
                 break
-    if category == record.category and theme == record.theme:
+    if category == record.category and theme == record.theme and not facts:
         return record
-    return dataclasses.replace(record, category=category, theme=theme)
+    changes: dict[str, Any] = {"category": category, "theme": theme, **facts}
+    return dataclasses.replace(record, **changes)
+
+
+# the explanation names a filled fact by the column header a school sees
+FIELD_WORDS = {name: f"{RECORD_FIELDS[name][0]}：" for name in SUBTYPE_FACTS}
+
+
+def stated_facts(before: Record, after: Record) -> dict[str, str]:
+    """The facts a sub-type's name filled in (for the explanation)."""
+    out: dict[str, str] = {}
+    for name in SUBTYPE_FACTS:
+        value = after.get(name)
+        if value is not None and before.get(name) is None:
+            out[name] = value
+    return out
 
 
 def _rule_themes(rules: Iterable[RuleBase]) -> set[str]:

@@ -24,6 +24,7 @@ from xuefen.errors import PolicyError, Problem
 from xuefen.model import RECORD_FIELDS, TEACHER_FIELDS
 from xuefen.policy.schema import (
     ANY_OF,
+    SUBTYPE_FACTS,
     AttributeYear,
     Cap,
     Cite,
@@ -238,11 +239,19 @@ def _check_words(policy: Policy, problems: list[str]) -> None:
     """Sub-types and theme aliases name themes of their category, and a
     sub-type is not also a category's name."""
     for cat in policy.categories:
-        for name, theme in cat.subtypes.items():
+        for name in cat.subtypes:
+            theme = cat.subtype_theme(name)
             if theme not in cat.themes:
                 problems.append(f"类别 {cat.id} 的子类“{name}”指向未定义的主题“{theme}”")
             if policy.category(name) is not None:
                 problems.append(f"类别 {cat.id} 的子类“{name}”与学分类别同名")
+            for field_name, value in cat.subtype_facts(name).items():
+                if field_name not in SUBTYPE_FACTS:
+                    problems.append(f"类别 {cat.id} 的子类“{name}”不能给出 {field_name}"
+                                    f"（可给出：{'、'.join(SUBTYPE_FACTS)}）")
+                elif vocab.is_enum(field_name) and vocab.canonical(field_name, value) != value:
+                    problems.append(f"类别 {cat.id} 的子类“{name}”的 {field_name} 取值“{value}”不是规范词汇"
+                                    f"（可选：{'、'.join(vocab.allowed(field_name))}）")
         for alias, theme in cat.theme_aliases.items():
             if theme not in cat.themes:
                 problems.append(f"类别 {cat.id} 的主题别名“{alias}”指向未定义的主题“{theme}”")

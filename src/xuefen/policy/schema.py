@@ -396,6 +396,20 @@ RULE_KINDS = (
 )
 
 
+class SubType(Strict):
+    """A sub-type whose name also states facts of the record: the policy's
+    conversions price by form or achievement (永吉 学区研修 is a 学区 form at
+    0.8, 潍坊 课题 an achievement), so a record that writes only the sub-type
+    must read those facts to reach the sub-type's own rate."""
+
+    theme: str
+    # record field -> canonical value, filled only where the record leaves it empty
+    facts: dict[str, str] = {}
+
+
+SUBTYPE_FACTS = ("form", "achievement", "program", "role")
+
+
 class Category(Strict):
     id: str
     name: str | None = None
@@ -403,13 +417,22 @@ class Category(Strict):
     themes: list[str] = []
     # a sub-type the policy names inside the category, as a school writes it
     # in the category column -> the theme it stands for (朝阳 附件3 第八条:
-    # 选修 = 专业选修/专题选修/自主选修/市级教科研活动, each with its own rate)
-    subtypes: dict[str, str] = {}
+    # 选修 = 专业选修/专题选修/自主选修/市级教科研活动, each with its own rate),
+    # or the theme and the facts the name states
+    subtypes: dict[str, str | SubType] = {}
     # another spelling of a theme -> the theme
     theme_aliases: dict[str, str] = {}
 
     def theme_of(self, written: str) -> str:
         return self.theme_aliases.get(written, written)
+
+    def subtype_theme(self, name: str) -> str:
+        sub = self.subtypes[name]
+        return sub if isinstance(sub, str) else sub.theme
+
+    def subtype_facts(self, name: str) -> dict[str, str]:
+        sub = self.subtypes[name]
+        return {} if isinstance(sub, str) else sub.facts
 
 
 class Option(Strict):
@@ -515,7 +538,7 @@ class Policy(Strict):
         """The category and theme a sub-type written as the category stands for."""
         for cat in self.categories:
             if name in cat.subtypes:
-                return cat, cat.subtypes[name]
+                return cat, cat.subtype_theme(name)
         return None
 
     def option(self, option_id: str) -> Option | None:

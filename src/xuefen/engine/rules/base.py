@@ -97,6 +97,9 @@ class ScopeState:
     steps: list[Step]
     counted: dict[str, Decimal] = field(default_factory=dict)
     reqs: list[Requirement] = field(default_factory=list)
+    # cap id -> credits it took off in this scope; the report's theme lines
+    # show a cap's cut, which the amounts alone cannot tell apart from a gate's
+    cuts: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def where(self) -> str:

@@ -42,6 +42,8 @@ def _register(ev: Evaluator, ctx: Context, sc: ScopeState, cap: Cap) -> None:
     _clip(group, amounts, cap.max, used)
     after = sum((amounts[ln.idx] for ln in group), ZERO)
     ev.registered[cap.id] = used + after
+    # the cycle's report sums this with the other years' (report.theme lines)
+    sc.cuts[cap.id] = before - after
     target, chosen = target_text(cap.target), ev.chosen_by(cap)
     if after < before:
         wording = (f"{sc.where}{target} {fmt(before)}学分，本周期此前已登记 {fmt(used)}学分，按周期累计上限 "
@@ -124,6 +126,8 @@ def _highest(ev: Evaluator, sc: ScopeState, cap: Cap, group: list[Line]) -> None
 def _say(ev: Evaluator, sc: ScopeState, cap: Cap, group: list[Line], before: Decimal) -> None:
     p, where = ev.policy, sc.where
     after = sum((sc.amounts[ln.idx] for ln in group), ZERO)
+    if group:
+        sc.cuts[cap.id] = before - after
     target, chosen = target_text(cap.target), ev.chosen_by(cap)
     if cap.cumulative:
         # the years have registered it already: the cycle says what that came to

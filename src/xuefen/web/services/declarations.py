@@ -22,6 +22,7 @@ from collections import defaultdict
 
 from django.conf import settings
 
+from xuefen.engine.words import accepted_categories, accepted_themes
 from xuefen.numbers import fmt
 from xuefen.web.models import Evidence, Record, Teacher
 from xuefen.web.services.base import ServiceError
@@ -47,13 +48,16 @@ def refusals(teacher: Teacher, record: Record, today: dt.date) -> list[str]:
     chosen = policy_for(teacher, today)
     if chosen is not None:
         policy = chosen[0]
-        known = {c.id for c in policy.categories} | {a for c in policy.categories for a in c.aliases}
+        # the same words the CLI and the roster import accept: a sub-type written
+        # as the category (朝阳 专业选修, 永吉 学区研修) is the policy's own word
+        known = accepted_categories(policy)
         if record.category and record.category not in known:
             names = "、".join(c.id for c in policy.categories)
             problems.append(f"学分类别“{record.category}”不属于{policy.short_name}（可选：{names}）")
-        themes = [t for c in policy.categories for t in c.themes]
+        themes = accepted_themes(policy)
         if record.theme and themes and record.theme not in themes:
-            problems.append(f"主题“{record.theme}”不属于{policy.short_name}（可选：{'、'.join(themes)}）")
+            listed = [t for c in policy.categories for t in c.themes]
+            problems.append(f"主题“{record.theme}”不属于{policy.short_name}（可选：{'、'.join(listed)}）")
     return problems
 
 

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from xuefen import vocab
 from xuefen.engine.evaluate import ScopeResult
 from xuefen.engine.report import as_dict, category_required, plan
-from xuefen.numbers import fmt
+from xuefen.numbers import ZERO, fmt
 from xuefen.web import permissions as perm
 from xuefen.web import wording
 from xuefen.web.models import AuditEntry, Evidence, Record, Source, Status, Teacher
@@ -61,6 +61,18 @@ def _requirements(sc: ScopeResult | None) -> list[dict[str, Any]]:
     ]
 
 
+def _theme_rows(themes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The category's themes that hold credits or carry a rule, each with the
+    caps that cut it (as the text report lists them)."""
+    rows = []
+    for name, fig in themes.items():
+        cut = [c for c in fig["caps"] if c["cut"]]
+        if fig["earned"] or fig["required"] is not None or cut:
+            shortfall = max(ZERO, fig["required"] - fig["counted"]) if fig["required"] is not None else None
+            rows.append({"name": name, **fig, "cut": cut, "shortfall": shortfall})
+    return rows
+
+
 def teacher_summary(teacher: Teacher) -> dict[str, Any]:
     """Everything the teacher home and the officer's teacher page show, from
     one engine evaluation."""
@@ -79,6 +91,7 @@ def teacher_summary(teacher: Teacher) -> dict[str, Any]:
             "name": name, **values, "year": year_counted, "year_required": year_required,
             "pct": _percent(values["counted"], values["required"]),
             "year_pct": _percent(year_counted, year_required),
+            "themes": _theme_rows(data["themes"].get(name, {})),
         })
     the_plan = plan(ev)
     return {
