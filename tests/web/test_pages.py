@@ -359,3 +359,12 @@ def test_a_teacher_complete_ahead_of_time_is_listed_with_those_who_passed(ledger
         listing = html.split('id="teachers"', 1)[1].split("</section>", 1)[0]  # not the at-risk list
         assert (link in listing) == listed, status
     assert "Passed (completed early)" in login(w, "dora", lang="en").get(url).content.decode()
+
+
+def test_a_theme_that_only_repeats_its_category_gets_no_row(ledger_world: World) -> None:
+    """永吉: 校本研修 is also the name of its own theme; a row repeating the
+    category's figures would say nothing."""
+    ledger_world.record("alice", Status.CERTIFIED, year=2026, form="校本", level="校级", hours=Decimal(10))
+    t = ledger_world.teachers["alice"]
+    html = login(ledger_world, "carol").get(reverse("teacher-detail", args=[t.pk])).content.decode()
+    assert 'data-category="校本研修"' not in html or 'data-theme="校本研修"' not in html

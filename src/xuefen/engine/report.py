@@ -200,6 +200,13 @@ def text_report(ev: Evaluation) -> str:
     themes = {c: {t: fig for t, fig in per.items()
                   if fig["earned"] or fig["required"] is not None or any(cap["cut"] for cap in fig["caps"])}
               for c, per in theme_lines(ev).items()}
+    for c, per in themes.items():
+        # one theme named as its category with the category's figures (永吉 校本研修) repeats the line above
+        only = per.get(c)
+        if len(per) == 1 and only is not None and only["required"] is None \
+                and not any(cap["cut"] for cap in only["caps"]) \
+                and (only["earned"], only["counted"]) == (_num(ev.cycle.earned[c]), _num(ev.cycle.counted[c])):
+            per.clear()
     # a theme's name (专业选修与专题选修) is wider than a category's: the first
     # column takes the widest shown, so the figures stay in their columns
     first = max([14, *(_width(f"  ·{t}") + 2 for per in themes.values() for t in per)])

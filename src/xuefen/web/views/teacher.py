@@ -61,15 +61,20 @@ def _requirements(sc: ScopeResult | None) -> list[dict[str, Any]]:
     ]
 
 
-def _theme_rows(themes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _theme_rows(category: str, themes: dict[str, dict[str, Any]], whole: dict[str, Any]) -> list[dict[str, Any]]:
     """The category's themes that hold credits or carry a rule, each with the
-    caps that cut it (as the text report lists them)."""
+    caps that cut it (as the text report lists them).  One theme that only
+    repeats its category's figures (永吉's 校本研修 as its own theme) is left
+    out: a second row with the same numbers says nothing."""
     rows = []
     for name, fig in themes.items():
         cut = [c for c in fig["caps"] if c["cut"]]
         if fig["earned"] or fig["required"] is not None or cut:
             shortfall = max(ZERO, fig["required"] - fig["counted"]) if fig["required"] is not None else None
             rows.append({"name": name, **fig, "cut": cut, "shortfall": shortfall})
+    if len(rows) == 1 and rows[0]["name"] == category and not rows[0]["cut"] and rows[0]["required"] is None \
+            and (rows[0]["earned"], rows[0]["counted"]) == (whole.get("earned"), whole.get("counted")):
+        return []
     return rows
 
 
@@ -91,7 +96,7 @@ def teacher_summary(teacher: Teacher) -> dict[str, Any]:
             "name": name, **values, "year": year_counted, "year_required": year_required,
             "pct": _percent(values["counted"], values["required"]),
             "year_pct": _percent(year_counted, year_required),
-            "themes": _theme_rows(data["themes"].get(name, {})),
+            "themes": _theme_rows(name, data["themes"].get(name, {}), values),
         })
     the_plan = plan(ev)
     return {
