@@ -178,14 +178,18 @@ KERNEL_MIN_ROWS = 3_000_000
 
 def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
                     row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
-                    threads: bool = True, freeze: bool = False) -> list[pl.DataFrame]:
+                    threads: bool = True, freeze: bool = False, compiled: bool | None = None) -> list[pl.DataFrame]:
     """Every teacher whose first row lies in ``row_groups``, whole.
     ``freeze``: the process does nothing else (a worker), so what the
-    engine, Polars and Numba loaded may be kept from the collector."""
+    engine, Polars and Numba loaded may be kept from the collector.
+    ``compiled``: use the Numba kernels whatever the range's size (a
+    long-lived worker that has loaded them already); by default only for
+    ranges large enough to pay for loading them."""
     _keep_freed_memory()
     plan, pf, columns = _open(policy_id, path, as_of, options)
     rows = sum(pf.metadata.row_group(i).num_rows for i in row_groups)
-    compiled = rows >= KERNEL_MIN_ROWS
+    if compiled is None:
+        compiled = rows >= KERNEL_MIN_ROWS
     if freeze:
         if compiled:
             kernels.load()
@@ -307,6 +311,21 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     return teachers
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a single-threaded evaluation worker (ours, or a
+    Celery worker of ``xuefen.batch.distributed``).  One process a core:
+    their libraries' own thread pools would only compete.  Polars' allocator
+    returns freed pages at once: measured here, about 100 MB less at the peak
+    of each worker.  Arrow's allocator (mimalloc) keeps the pages it frees: by
+    default it hands them back within milliseconds, and the kernel zeroing
+    them again for the next read batch took about 6 % of the time.  NumPy's
+    OpenBLAS starts threads of its own: perf showed one of them spinning for
+    1.8 % of a worker's samples, time taken from the other worker."""
+    return {**os.environ, "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
+            "MIMALLOC_PURGE_DELAY": os.environ.get("MIMALLOC_PURGE_DELAY", "-1")}
+
+
 def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) -> list[list[pl.DataFrame]]:
     """Run each range in its own interpreter (``python -m xuefen.batch.parquet``)
     and read back what it wrote.  A plain subprocess rather than
@@ -320,17 +339,7 @@ def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) 
                     "row_groups": rgs, "first": first, "last": last, "batch_rows": batch_rows,
                     "read_rows": read_rows, "out": str(Path(tmp) / str(i))}
             # our own interpreter and module, with arguments we built: no shell, no outside input
-            # one process a core: their libraries' own thread pools would only
-            # compete.  Polars' allocator returns freed pages at once: measured
-            # here, about 100 MB less at the peak of each worker
-            # Arrow's allocator (mimalloc) keeps the pages it frees: by default
-            # it hands them back within milliseconds, and the kernel zeroing
-            # them again for the next read batch took about 6 % of the time
-            # NumPy's OpenBLAS starts threads of its own: perf showed one of them
-            # spinning for 1.8 % of a worker's samples, time taken from the other worker
-            env = {**os.environ, "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                   "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
-                   "MIMALLOC_PURGE_DELAY": os.environ.get("MIMALLOC_PURGE_DELAY", "-1")}
+            env = worker_env()
             err_path = Path(tmp) / f"{i}.stderr"
             with err_path.open("w", encoding="utf-8") as err:
                 procs.append(subprocess.Popen([sys.executable, "-m", "xuefen.batch.parquet", json.dumps(spec)],  # noqa: S603
