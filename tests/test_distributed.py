@@ -160,3 +160,19 @@ def test_ranges_cover_the_file_once(province: Path) -> None:
         assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         assert len(ranges) == min(n, 6)
     assert len(plan_tasks(province, rows_per_task=5_000)) == 3  # 12,000 rows
+
+
+def test_benchmark_prints_the_speedup(province: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark's own workers and queues; its line a script reads."""
+    import json
+
+    from benchmarks.bench_distributed import main
+
+    os.environ["XUEFEN_BATCH_BROKER"] = REDIS
+    assert main(["--file", str(province), "--repeat", "1", "--rows-per-task", "3000", "--json",
+                 str(tmp_path / "figures.json")]) == 0
+    out = capsys.readouterr().out
+    assert "speedup celery 2/1 yongji 600: " in out
+    figures = json.loads((tmp_path / "figures.json").read_text(encoding="utf-8"))
+    assert figures["tasks"] == 4 and all(r["same"] for r in figures["runs"])
+    assert [r["workers"] for r in figures["runs"]] == [1, 2]
