@@ -64,7 +64,8 @@ app.conf.update(
     # under a fixed name, by rename, so a second run of it replaces the first)
     task_acks_late=True, task_reject_on_worker_lost=True,
     # Redis hands an unacknowledged task to another worker after this many
-    # seconds: longer than any task (about 2 s per 10M rows measured here)
+    # seconds: longer than any task (10M rows: 1.4 s of CPU, 2–4 s of wall
+    # time on a loaded machine, measured here)
     broker_transport_options={"visibility_timeout": 3600},
     result_expires=3600)
 
