@@ -135,11 +135,11 @@ def evaluate_rows(policy_id: str, path: str, as_of: str, start: int, stop: int, 
     the result (``"teachers"``, hex)."""
     import polars as pl
 
-    from xuefen.batch.parquet import _evaluate_range
+    from xuefen.batch.parquet import evaluate_range
 
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        frames = _evaluate_range(policy_id, path, dt.date.fromisoformat(as_of), options, list(range(start, stop)),
+        frames = evaluate_range(policy_id, path, dt.date.fromisoformat(as_of), options, list(range(start, stop)),
                                  start == 0, last, BATCH_ROWS, READ_ROWS, threads=False,
                                  compiled=True if _warm else None)
     except InputError as exc:
@@ -179,14 +179,14 @@ def plan_tasks(path: str | Path, rows_per_task: int = ROWS_PER_TASK, tasks: int 
     (never more than the file has row groups)."""
     import pyarrow.parquet as pq
 
-    from xuefen.batch.parquet import _split
+    from xuefen.batch.parquet import split_row_groups
 
     pf = pq.ParquetFile(str(path))
     n_groups = pf.metadata.num_row_groups
     if n_groups == 0:
         return []
     want = tasks or math.ceil(pf.metadata.num_rows / max(rows_per_task, 1))
-    return [(r[0], r[-1] + 1) for r in _split(pf, max(1, min(want, n_groups)))]
+    return [(r[0], r[-1] + 1) for r in split_row_groups(pf, max(1, min(want, n_groups)))]
 
 
 @dataclasses.dataclass

@@ -176,7 +176,7 @@ def _teacher_codes_of(table: pa.Table, teacher_id: Any) -> np.ndarray:
 KERNEL_MIN_ROWS = 3_000_000
 
 
-def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
+def evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
                     row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
                     threads: bool = True, freeze: bool = False, compiled: bool | None = None) -> list[pl.DataFrame]:
     """Every teacher whose first row lies in ``row_groups``, whole.
@@ -253,7 +253,7 @@ def _evaluate_rows(plan: Plan, pf: pq.ParquetFile, columns: list[str], row_group
     return out
 
 
-def _split(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
+def split_row_groups(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
     """Contiguous row-group ranges of about equal row counts."""
     rows = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
     total = sum(rows)
@@ -283,7 +283,7 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     path = str(path)
     pf = pq.ParquetFile(path)
     n_workers = workers or min(2, os.cpu_count() or 1)
-    ranges = _split(pf, n_workers)
+    ranges = split_row_groups(pf, n_workers)
     args: list[tuple[Any, ...]] = [
         (policy_id, path, as_of, options, rgs, i == 0, i == len(ranges) - 1, batch_rows, read_rows)
         for i, rgs in enumerate(ranges)]
@@ -291,7 +291,7 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     try:
         try:
             if len(ranges) <= 1:
-                results = [_evaluate_range(*a) for a in args] if ranges else []
+                results = [evaluate_range(*a) for a in args] if ranges else []
             else:
                 results = _in_processes(args, reapers)
         except InputError as exc:
@@ -397,7 +397,7 @@ def _worker(spec_text: str) -> int:
     pa.set_io_thread_count(1)
     out = Path(spec["out"])
     try:
-        r = _evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
+        r = evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
                             spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"],
                             threads=False, freeze=True)
     except InputError as exc:
