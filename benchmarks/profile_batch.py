@@ -2,7 +2,7 @@
 
     python benchmarks/profile_batch.py FILE [--groups 10] [--runs 3] [--profile] [--columns]
 
-Runs what one worker process of ``evaluate_parquet`` runs (``_evaluate_range``
+Runs what one worker process of ``evaluate_parquet`` runs (``evaluate_range``
 over the first ``--groups`` row groups, compiled kernels on) in this process,
 once to load the compiled code, then ``--runs`` times, and prints the CPU
 time of each run.  ``--profile``: one run under cProfile instead (the top 30
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parquet.KERNEL_MIN_ROWS = 0
 
     def run() -> None:
-        parquet._evaluate_range(policy, args.file, as_of, None, groups, True, True, args.rows, args.rows,
+        parquet.evaluate_range(policy, args.file, as_of, None, groups, True, True, args.rows, args.rows,
                                 threads=False)
 
     run()  # loads the compiled code from Numba's cache

@@ -176,16 +176,20 @@ def _teacher_codes_of(table: pa.Table, teacher_id: Any) -> np.ndarray:
 KERNEL_MIN_ROWS = 3_000_000
 
 
-def _evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
+def evaluate_range(policy_id: str, path: str, as_of: dt.date, options: dict[str, str] | None,
                     row_groups: list[int], first: bool, last: bool, batch_rows: int, read_rows: int,
-                    threads: bool = True, freeze: bool = False) -> list[pl.DataFrame]:
+                    threads: bool = True, freeze: bool = False, compiled: bool | None = None) -> list[pl.DataFrame]:
     """Every teacher whose first row lies in ``row_groups``, whole.
     ``freeze``: the process does nothing else (a worker), so what the
-    engine, Polars and Numba loaded may be kept from the collector."""
+    engine, Polars and Numba loaded may be kept from the collector.
+    ``compiled``: use the Numba kernels whatever the range's size (a
+    long-lived worker that has loaded them already); by default only for
+    ranges large enough to pay for loading them."""
     _keep_freed_memory()
     plan, pf, columns = _open(policy_id, path, as_of, options)
     rows = sum(pf.metadata.row_group(i).num_rows for i in row_groups)
-    compiled = rows >= KERNEL_MIN_ROWS
+    if compiled is None:
+        compiled = rows >= KERNEL_MIN_ROWS
     if freeze:
         if compiled:
             kernels.load()
@@ -249,7 +253,7 @@ def _evaluate_rows(plan: Plan, pf: pq.ParquetFile, columns: list[str], row_group
     return out
 
 
-def _split(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
+def split_row_groups(pf: pq.ParquetFile, parts: int) -> list[list[int]]:
     """Contiguous row-group ranges of about equal row counts."""
     rows = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
     total = sum(rows)
@@ -279,7 +283,7 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     path = str(path)
     pf = pq.ParquetFile(path)
     n_workers = workers or min(2, os.cpu_count() or 1)
-    ranges = _split(pf, n_workers)
+    ranges = split_row_groups(pf, n_workers)
     args: list[tuple[Any, ...]] = [
         (policy_id, path, as_of, options, rgs, i == 0, i == len(ranges) - 1, batch_rows, read_rows)
         for i, rgs in enumerate(ranges)]
@@ -287,7 +291,7 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     try:
         try:
             if len(ranges) <= 1:
-                results = [_evaluate_range(*a) for a in args] if ranges else []
+                results = [evaluate_range(*a) for a in args] if ranges else []
             else:
                 results = _in_processes(args, reapers)
         except InputError as exc:
@@ -307,6 +311,21 @@ def evaluate_parquet(policy_id: str, path: str | Path, as_of: dt.date, output_pa
     return teachers
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a single-threaded evaluation worker (ours, or a
+    Celery worker of ``xuefen.batch.distributed``).  One process a core:
+    their libraries' own thread pools would only compete.  Polars' allocator
+    returns freed pages at once: measured here, about 100 MB less at the peak
+    of each worker.  Arrow's allocator (mimalloc) keeps the pages it frees: by
+    default it hands them back within milliseconds, and the kernel zeroing
+    them again for the next read batch took about 6 % of the time.  NumPy's
+    OpenBLAS starts threads of its own: perf showed one of them spinning for
+    1.8 % of a worker's samples, time taken from the other worker."""
+    return {**os.environ, "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
+            "MIMALLOC_PURGE_DELAY": os.environ.get("MIMALLOC_PURGE_DELAY", "-1")}
+
+
 def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) -> list[list[pl.DataFrame]]:
     """Run each range in its own interpreter (``python -m xuefen.batch.parquet``)
     and read back what it wrote.  A plain subprocess rather than
@@ -320,17 +339,7 @@ def _in_processes(args: list[tuple[Any, ...]], reapers: list[threading.Thread]) 
                     "row_groups": rgs, "first": first, "last": last, "batch_rows": batch_rows,
                     "read_rows": read_rows, "out": str(Path(tmp) / str(i))}
             # our own interpreter and module, with arguments we built: no shell, no outside input
-            # one process a core: their libraries' own thread pools would only
-            # compete.  Polars' allocator returns freed pages at once: measured
-            # here, about 100 MB less at the peak of each worker
-            # Arrow's allocator (mimalloc) keeps the pages it frees: by default
-            # it hands them back within milliseconds, and the kernel zeroing
-            # them again for the next read batch took about 6 % of the time
-            # NumPy's OpenBLAS starts threads of its own: perf showed one of them
-            # spinning for 1.8 % of a worker's samples, time taken from the other worker
-            env = {**os.environ, "POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                   "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0"),
-                   "MIMALLOC_PURGE_DELAY": os.environ.get("MIMALLOC_PURGE_DELAY", "-1")}
+            env = worker_env()
             err_path = Path(tmp) / f"{i}.stderr"
             with err_path.open("w", encoding="utf-8") as err:
                 procs.append(subprocess.Popen([sys.executable, "-m", "xuefen.batch.parquet", json.dumps(spec)],  # noqa: S603
@@ -388,7 +397,7 @@ def _worker(spec_text: str) -> int:
     pa.set_io_thread_count(1)
     out = Path(spec["out"])
     try:
-        r = _evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
+        r = evaluate_range(spec["policy"], spec["path"], dt.date.fromisoformat(spec["as_of"]), spec["options"],
                             spec["row_groups"], spec["first"], spec["last"], spec["batch_rows"], spec["read_rows"],
                             threads=False, freeze=True)
     except InputError as exc:
