@@ -73,6 +73,8 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
     # per teacher, not per record (most teachers still exercise the batch and
     # SQL paths however many records a teacher has)
     words = [s for c in policy.categories for s in c.subtypes]
+    # likewise a category that states a fact (永吉 校本研修 = the 校本 form) on a record without it
+    stating = {name: c.facts for c in policy.categories if c.facts for name in (c.id, *c.aliases)}
 
     def pick(field: str) -> Any:
         pool = list(hints.get(field, []))
@@ -97,7 +99,7 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
                           post=draw(st.one_of(st.none(), st.sampled_from(vocab.allowed("post")))),
                           hired_year=hired, transfer_in_year=transfer, leaves=leaves,
                           normal_graduate=draw(st.one_of(st.none(), st.booleans())))
-        wordy = bool(words) and draw(st.integers(0, 7)) == 0
+        wordy = bool(words or stating) and draw(st.integers(0, 7)) == 0
         records = []
         for r in range(draw(st.integers(0, 12))):
             values: dict[str, Any] = {
@@ -115,6 +117,8 @@ def populations(draw: st.DrawFn, policy: Policy) -> list[tuple[Teacher, list[Rec
             }
             for field in ("level", "form", "location", "result", "role", "achievement", "program"):
                 values[field] = pick(field)
+            if not wordy and any(values[f] is None for f in stating.get(values["category"], {})):
+                values["category"] = None
             for field in ("approved", "certificate", "subject_related", "education_system"):
                 values[field] = draw(st.one_of(st.none(), st.booleans()))
             if draw(st.integers(0, 39)) == 0:

@@ -67,6 +67,10 @@ class CompiledPolicy:
             self.route_matches.append({"category": subtypes})
         if theme_aliases:
             self.route_matches.append({"theme": theme_aliases})
+        # a record that names only a category stating facts (永吉 校本研修 = the 校本 form)
+        for cat in policy.categories:
+            for field_name in cat.facts:
+                self.route_matches.append({"category": [cat.id, *cat.aliases], field_name: Ops(present=False)})
         self.cap_pairs = self.ev.crossable
         self.alias = {}
         for cat in policy.categories:

@@ -192,7 +192,8 @@ class Evaluator:
                         f"主题“{r.theme}”" if read.theme != r.theme and r.theme is not None else ""]
                 stated = stated_facts(r, read)
                 shown = "，".join(f"{FIELD_WORDS.get(k, k)}{v}" for k, v in stated.items())
-                self._read_as[r.id] = (f"记录 {r.id} 的{''.join(s for s in said if s)}按本政策的说法读作"
+                whose = "的" + "".join(s for s in said if s) if any(said) else ""
+                self._read_as[r.id] = (f"记录 {r.id} {whose}按本政策的说法读作"
                                        f"{read.category}{'·' + read.theme if read.theme else ''}"
                                        f"{f'（{shown}）' if shown else ''}")
             out.append(read)

@@ -18,7 +18,7 @@ from xuefen.policy.schema import SUBTYPE_FACTS, Conversion, Ops, Policy, RuleBas
 
 def has_words(policy: Policy) -> bool:
     """Does the policy rewrite any record (sub-types or theme aliases)?"""
-    return any(cat.subtypes or cat.theme_aliases for cat in policy.categories)
+    return any(cat.subtypes or cat.theme_aliases or cat.facts for cat in policy.categories)
 
 
 def in_policy_words(policy: Policy, record: Record) -> Record:
@@ -26,7 +26,10 @@ def in_policy_words(policy: Policy, record: Record) -> Record:
     and a theme alias as the theme (unchanged when nothing applies)."""
     category, theme = record.category, record.theme
     facts: dict[str, str] = {}
-    if category is not None and policy.category(category) is None:
+    own = policy.category(category) if category is not None else None
+    if own is not None and own.facts:
+        facts = {k: v for k, v in own.facts.items() if record.get(k) is None}
+    if category is not None and own is None:
         hit = policy.subtype(category)
         if hit is not None and (theme is None or theme == category or hit[0].theme_of(theme) == hit[1]):
             # a fact the record gives wins over what the sub-type's name says

@@ -252,6 +252,12 @@ def _check_words(policy: Policy, problems: list[str]) -> None:
                 elif vocab.is_enum(field_name) and vocab.canonical(field_name, value) != value:
                     problems.append(f"类别 {cat.id} 的子类“{name}”的 {field_name} 取值“{value}”不是规范词汇"
                                     f"（可选：{'、'.join(vocab.allowed(field_name))}）")
+        for field_name, value in cat.facts.items():
+            if field_name not in SUBTYPE_FACTS:
+                problems.append(f"类别 {cat.id} 不能给出 {field_name}（可给出：{'、'.join(SUBTYPE_FACTS)}）")
+            elif vocab.is_enum(field_name) and vocab.canonical(field_name, value) != value:
+                problems.append(f"类别 {cat.id} 的 {field_name} 取值“{value}”不是规范词汇"
+                                f"（可选：{'、'.join(vocab.allowed(field_name))}）")
         for alias, theme in cat.theme_aliases.items():
             if theme not in cat.themes:
                 problems.append(f"类别 {cat.id} 的主题别名“{alias}”指向未定义的主题“{theme}”")

@@ -422,6 +422,10 @@ class Category(Strict):
     subtypes: dict[str, str | SubType] = {}
     # another spelling of a theme -> the theme
     theme_aliases: dict[str, str] = {}
+    # what a record written with only this category states, where the policy
+    # prices by form rather than by category (永吉: 校本研修 is the 校本 form);
+    # filled only where the record leaves the field empty
+    facts: dict[str, str] = {}
 
     def theme_of(self, written: str) -> str:
         return self.theme_aliases.get(written, written)
