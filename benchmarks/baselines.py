@@ -259,9 +259,13 @@ def _shandong_teacher(t: dict[str, Any], rows: list[dict[str, Any]], cs: int, ce
     start, owed = _start(t, cs, ce, transfer_partial=False)
     ok = True
     cycle = [0, 0, 0, 0, 0]
+    registered = 0
     for y in range(cs, last + 1):
         s = sums.get(y, [0, 0, 0, 0, 0])
         s[0] = min(s[0], 72_000)  # 学历教育: 72 a year
+        # 第十八条 累计登记不超过120 (default reading): a year registers what room the earlier left
+        s[3] = min(s[3], max(0, 120_000 - registered))
+        registered += s[3]
         for i in range(5):
             cycle[i] += s[i]
         if y < start or not ok:
@@ -269,7 +273,6 @@ def _shandong_teacher(t: dict[str, Any], rows: list[dict[str, Any]], cs: int, ce
         ok = sum(s) >= 48_000
         if ok and y == t["hired_year"]:
             ok = probation_hours.get(y, 0) >= 120_000
-    cycle[3] = min(cycle[3], 120_000)  # 校本研修: 120 a cycle
     others = cycle[0] + cycle[1] + cycle[3] + cycle[4]
     cycle[2] = min(cycle[2], others // 2)  # 公需科目 ≤ 1/3 of the total including itself
     total = others + cycle[2]
@@ -466,6 +469,13 @@ per_year AS (
     coalesce(sum(h) FILTER (cat IS NOT NULL AND gate_ok AND program = '班主任培训'), 0) AS head_h
   FROM credited WHERE cat IS NOT NULL GROUP BY teacher_id, year
 ),
+-- 第十八条 累计登记不超过120 (default reading): each year registers what room the earlier years left
+registered AS (
+  SELECT teacher_id, year, d, nt, p, probation_h, head_h,
+    least(s, greatest(0, 120000 - coalesce(sum(s) OVER (PARTITION BY teacher_id ORDER BY year
+                                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS s
+  FROM per_year
+),
 teachers AS (
   SELECT teacher_id, any_value(post) AS post, any_value(hired_year) AS hired, any_value(transfer_in_year) AS moved
   FROM read_parquet($path) GROUP BY teacher_id
@@ -482,15 +492,15 @@ years AS (
       coalesce(p.d + p.nt + p.p + p.s, 0) >= 48000
       AND (y.year <> coalesce(t2.hired, -1) OR coalesce(p.probation_h, 0) >= 120000)) AS years_ok
   FROM t2 CROSS JOIN (SELECT range AS year FROM range($cs, $last + 1)) y
-  LEFT JOIN per_year p ON p.teacher_id = t2.teacher_id AND p.year = y.year
+  LEFT JOIN registered p ON p.teacher_id = t2.teacher_id AND p.year = y.year
   WHERE y.year >= t2.start_year
   GROUP BY t2.teacher_id
 ),
 cyc AS (
   SELECT t2.teacher_id, any_value(t2.post) AS post, any_value(t2.owed) AS owed,
-    coalesce(sum(p.d + p.nt), 0) + least(coalesce(sum(p.s), 0), 120000) AS others,
+    coalesce(sum(p.d + p.nt), 0) + coalesce(sum(p.s), 0) AS others,
     coalesce(sum(p.p), 0) AS pub, coalesce(sum(p.head_h), 0) AS head_h
-  FROM t2 LEFT JOIN per_year p USING (teacher_id)
+  FROM t2 LEFT JOIN registered p USING (teacher_id)
   GROUP BY t2.teacher_id
 ),
 tot AS (SELECT *, others + least(pub, others // 2) AS total FROM cyc)
