@@ -79,8 +79,6 @@ def _build(comp: CompiledPolicy) -> Program | None:
     from .stage2 import leave_minimums
 
     ev = comp.ev
-    if any(c.cumulative for c in ev.caps):
-        return None  # a cap carried across the years: the NumPy stage has it
     targets: list[tuple[str, Target]] = []
     rules: list[Cap | Minimum] = [*ev.caps, *ev.minimums, *(m for ms in leave_minimums(comp).values() for m in ms)]
     for rule in rules:
@@ -105,8 +103,17 @@ def _build(comp: CompiledPolicy) -> Program | None:
             if cap.share_of_total is not None:
                 s = Fraction(cap.share_of_total)
                 sn, sd = s.numerator, s.denominator
-            rows.append([index[cap.id], limit, sn, sd, int(cap.highest_only)])
-        caps[scope] = np.array(rows, dtype=np.int64).reshape(len(rows), 5)
+            rows.append([index[cap.id], limit, sn, sd, int(cap.highest_only), 0])
+        if scope == "year":
+            # a cumulative cycle cap (山东 第十八条) runs on through the teacher's
+            # years after each year's own caps, over her lines in the cycle, as
+            # stage2's year scope applies it (column 5: one group for all years)
+            for cap in ev.caps:
+                if cap.cumulative:
+                    assert cap.max is not None
+                    mx = frac(cap.max) * 1000
+                    rows.append([index[cap.id], int(mx.numerator // mx.denominator), 0, 0, 0, 1])
+        caps[scope] = np.array(rows, dtype=np.int64).reshape(len(rows), 6)
     trs = list(ev.transfers)
     width = max((len(tr.from_) for tr in trs), default=1)
     tr_from = np.full((len(trs), width), -1, dtype=np.int64)

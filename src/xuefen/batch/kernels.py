@@ -386,7 +386,9 @@ def _scope_pass(n: int, cycle: bool, base: int, n_g: int, caps: np.ndarray, l_y:
     one teacher; her groups are rows ``base`` … ``base + n_g - 1`` of ``cnt``
     and of each ``act`` row."""
     for j in range(caps.shape[0]):
-        _cap_lines(n, cycle, caps[j], n_g, l_y, l_amt, l_f, l_bits, others, lim, best_i, best_v, run)
+        # column 5: a cumulative cycle cap in the year scope, one running sum over the cycle's lines
+        _cap_lines(n, cycle or caps[j, 5] == 1, caps[j], n_g, l_y, l_amt, l_f, l_bits, others, lim, best_i, best_v,
+                   run)
     need = INC if cycle else 0
     for i in range(n):
         f = l_f[i]
