@@ -95,21 +95,27 @@ def test_generated_province_equals_the_per_teacher_engine(tmp_path: Path, policy
     assert seen == 150 == len(got)
 
 
+def with_unknown_form(src: Path, row: int, out: Path, row_group_size: int) -> Path:
+    """A copy of ``src`` whose record ``row`` (0-based) has a form no vocabulary knows."""
+    import pyarrow as pa
+
+    table = pq.read_table(src)
+    forms = table.column("form").cast(pa.string()).to_pylist()
+    forms[row] = "面授培训"
+    table = table.set_column(table.schema.get_field_index("form"), "form",
+                             pa.array(forms, pa.string()).dictionary_encode())
+    pq.write_table(table, out, row_group_size=row_group_size, store_decimal_as_integer=True)
+    return out
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_unknown_value_names_file_row_and_column(tmp_path: Path, workers: int) -> None:
-    import pyarrow as pa
 
     from xuefen.errors import InputError
 
     src = generate(60, 10, "yongji", 2022, seed=4, out_path=tmp_path / "p.parquet", chunk_teachers=20)
-    table = pq.read_table(src)
-    forms = table.column("form").cast(pa.string()).to_pylist()
     bad_row = 437  # 0-based: the file's 438th record, in the second half
-    forms[bad_row] = "面授培训"
-    table = table.set_column(table.schema.get_field_index("form"), "form",
-                             pa.array(forms, pa.string()).dictionary_encode())
-    bad = tmp_path / "bad.parquet"
-    pq.write_table(table, bad, row_group_size=200, store_decimal_as_integer=True)
+    bad = with_unknown_form(src, bad_row, tmp_path / "bad.parquet", 200)
     with pytest.raises(InputError) as caught:
         evaluate_parquet("yongji", bad, dt.date(2022, 12, 31), workers=workers)
     [problem] = caught.value.problems

@@ -132,19 +132,14 @@ def test_inline_results_and_a_shared_directory(province: Path, tmp_path: Path) -
 
 @pytest.mark.usefixtures("workers")
 def test_bad_input_names_the_file_and_row(province: Path, tmp_path: Path) -> None:
-    import pyarrow as pa
+
+    from tests.test_batch_parquet import with_unknown_form
 
     from xuefen.batch.distributed import evaluate_split
     from xuefen.errors import InputError
 
-    table = pq.read_table(province)
-    forms = table.column("form").cast(pa.string()).to_pylist()
     bad_row = 9_001  # in the fourth of five ranges
-    forms[bad_row] = "面授培训"
-    table = table.set_column(table.schema.get_field_index("form"), "form",
-                             pa.array(forms, pa.string()).dictionary_encode())
-    path = tmp_path / "bad.parquet"
-    pq.write_table(table, path, row_group_size=2000, store_decimal_as_integer=True)
+    path = with_unknown_form(province, bad_row, tmp_path / "bad.parquet", 2000)
     with pytest.raises(InputError) as caught:
         evaluate_split("yongji", path, AS_OF, tasks=5, queue=QUEUE)
     [problem] = caught.value.problems

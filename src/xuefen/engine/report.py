@@ -87,6 +87,22 @@ def theme_lines(ev: Evaluation) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
+def shown_themes(category: str, themes: dict[str, dict[str, Any]],
+                 whole: tuple[Decimal | None, Decimal | None]) -> dict[str, dict[str, Any]]:
+    """The theme lines worth showing under a category (text report, teacher's
+    page): those that hold credits or carry a rule.  A theme with nothing in
+    it and no rule on it would be noise, and one theme named as its category
+    with the category's (earned, counted) ``whole`` (永吉 校本研修) repeats the
+    category's line."""
+    shown = {t: fig for t, fig in themes.items()
+             if fig["earned"] or fig["required"] is not None or any(cap["cut"] for cap in fig["caps"])}
+    only = shown.get(category)
+    if len(shown) == 1 and only is not None and only["required"] is None \
+            and not any(cap["cut"] for cap in only["caps"]) and (only["earned"], only["counted"]) == whole:
+        return {}
+    return shown
+
+
 def as_dict(ev: Evaluation) -> dict[str, Any]:
     p = ev.policy
     categories: dict[str, Any] = {}
@@ -196,17 +212,8 @@ def text_report(ev: Evaluation) -> str:
         f"周期结论：{ev.status}    周期计入学分：{fmt(ev.total)}",
         "",
     ]
-    # a theme with nothing in it and no rule on it would only be noise here
-    themes = {c: {t: fig for t, fig in per.items()
-                  if fig["earned"] or fig["required"] is not None or any(cap["cut"] for cap in fig["caps"])}
+    themes = {c: shown_themes(c, per, (_num(ev.cycle.earned[c]), _num(ev.cycle.counted[c])))
               for c, per in theme_lines(ev).items()}
-    for c, per in themes.items():
-        # one theme named as its category with the category's figures (永吉 校本研修) repeats the line above
-        only = per.get(c)
-        if len(per) == 1 and only is not None and only["required"] is None \
-                and not any(cap["cut"] for cap in only["caps"]) \
-                and (only["earned"], only["counted"]) == (_num(ev.cycle.earned[c]), _num(ev.cycle.counted[c])):
-            per.clear()
     # a theme's name (专业选修与专题选修) is wider than a category's: the first
     # column takes the widest shown, so the figures stay in their columns
     first = max([14, *(_width(f"  ·{t}") + 2 for per in themes.values() for t in per)])

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from xuefen import vocab
 from xuefen.engine.evaluate import ScopeResult
-from xuefen.engine.report import as_dict, category_required, plan
+from xuefen.engine.report import as_dict, category_required, plan, shown_themes
 from xuefen.numbers import ZERO, fmt
 from xuefen.web import permissions as perm
 from xuefen.web import wording
@@ -62,19 +62,12 @@ def _requirements(sc: ScopeResult | None) -> list[dict[str, Any]]:
 
 
 def _theme_rows(category: str, themes: dict[str, dict[str, Any]], whole: dict[str, Any]) -> list[dict[str, Any]]:
-    """The category's themes that hold credits or carry a rule, each with the
-    caps that cut it (as the text report lists them).  One theme that only
-    repeats its category's figures (永吉's 校本研修 as its own theme) is left
-    out: a second row with the same numbers says nothing."""
+    """The category's theme lines as the text report shows them
+    (``report.shown_themes``), each with the caps that cut it."""
     rows = []
-    for name, fig in themes.items():
-        cut = [c for c in fig["caps"] if c["cut"]]
-        if fig["earned"] or fig["required"] is not None or cut:
-            shortfall = max(ZERO, fig["required"] - fig["counted"]) if fig["required"] is not None else None
-            rows.append({"name": name, **fig, "cut": cut, "shortfall": shortfall})
-    if len(rows) == 1 and rows[0]["name"] == category and not rows[0]["cut"] and rows[0]["required"] is None \
-            and (rows[0]["earned"], rows[0]["counted"]) == (whole.get("earned"), whole.get("counted")):
-        return []
+    for name, fig in shown_themes(category, themes, (whole.get("earned"), whole.get("counted"))).items():
+        shortfall = max(ZERO, fig["required"] - fig["counted"]) if fig["required"] is not None else None
+        rows.append({"name": name, **fig, "cut": [c for c in fig["caps"] if c["cut"]], "shortfall": shortfall})
     return rows
 
 
